@@ -1,0 +1,18 @@
+"""`labelgen`: dataset tools, uni-label generation, reports, the label store and the worker."""
+
+import sys
+from collections.abc import Sequence
+
+from labelgen.commands import data_commands
+from mugcore.cli import build_parser, run_cli
+
+COMMANDS = [data_commands]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser("labelgen", __doc__, COMMANDS)
+    return run_cli(parser, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

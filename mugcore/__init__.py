@@ -1,0 +1,1 @@
+"""Code shared by labelgen and trainer: dataset formats, encoders, metrics."""

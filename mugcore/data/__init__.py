@@ -1,0 +1,1 @@
+"""Dataset formats (MMSA pickles, the project's HDF5), validation and synthetic data."""

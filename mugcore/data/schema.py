@@ -1,0 +1,44 @@
+"""The in-memory dataset: MMSA's dict of splits, plus file-level attributes.
+
+Arrays keep the dtypes (and list-vs-array container) of the source file so that a
+pickle -> HDF5 -> pickle round trip is bit for bit.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SPLITS = ("train", "valid", "test")
+MODALITIES = ("text", "audio", "vision")
+
+REQUIRED_KEYS = ("id", "raw_text", "text", "text_bert", "audio", "vision", "regression_labels")
+LENGTH_KEYS = {"audio": "audio_lengths", "vision": "vision_lengths"}
+# SIMS keys for per-modality ground truth; synthetic data stores its truth here too.
+TRUTH_KEYS = {"text": "regression_labels_T", "audio": "regression_labels_A",
+              "vision": "regression_labels_V"}
+OPTIONAL_KEYS = ("audio_lengths", "vision_lengths", "classification_labels", "annotations",
+                 *TRUTH_KEYS.values())
+
+Split = dict[str, Any]
+
+
+@dataclass
+class MMSADataset:
+    """`splits[name][key]` is an array (or list) with one entry per clip."""
+
+    splits: dict[str, Split]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label_bound(self) -> float:
+        """H: multimodal labels live in [-H, H] (3 for MOSI/MOSEI, 1 for SIMS)."""
+        if "label_bound" in self.attrs:
+            return float(self.attrs["label_bound"])
+        has_sims_keys = any(k in s for s in self.splits.values() for k in TRUTH_KEYS.values())
+        return 1.0 if has_sims_keys else 3.0
+
+    @property
+    def has_truth(self) -> bool:
+        return all(TRUTH_KEYS[m] in s for s in self.splits.values() for m in MODALITIES)
+
+    def size(self, split: str) -> int:
+        return len(self.splits[split]["regression_labels"])
