@@ -31,23 +31,24 @@ def write_h5(ds: MMSADataset, path: Path, *, progress: bool = False) -> None:
         _write_root_attrs(f, ds)
         for split in ds.splits:
             f.create_group(split, track_order=True)
-        for split, key, value in tqdm(items, desc="writing HDF5", unit="key", disable=not progress):
+        # disable=None: a bar on a terminal, silence in logs and tests
+        bar = tqdm(items, desc="writing HDF5", unit="key", disable=None if progress else True)
+        for split, key, value in bar:
             _write_value(f[split], split, key, value)
 
 
 def read_h5(path: Path) -> MMSADataset:
     try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
+        with h5py.File(path, "r") as f:
+            attrs = _read_root_attrs(f, path)
+            splits: dict[str, dict[str, Any]] = {}
+            for split, group in f.items():
+                if not isinstance(group, h5py.Group):
+                    raise DatasetError(f"{path}: '{split}' is not a group of per-clip datasets")
+                splits[split] = {key: _read_value(dset, path, f"{split}/{key}")
+                                 for key, dset in group.items()}
+    except OSError as exc:  # not HDF5 at all, or a damaged file
         raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
-    with f:
-        attrs = _read_root_attrs(f, path)
-        splits: dict[str, dict[str, Any]] = {}
-        for split, group in f.items():
-            if not isinstance(group, h5py.Group):
-                raise DatasetError(f"{path}: '{split}' is not a group of per-clip datasets")
-            splits[split] = {key: _read_value(dset, path, f"{split}/{key}")
-                             for key, dset in group.items()}
     return MMSADataset(splits=splits, attrs=attrs)
 
 
