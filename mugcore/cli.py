@@ -13,7 +13,9 @@ from types import ModuleType
 from mugcore.errors import UserError
 
 
-def build_parser(prog: str, description: str, commands: Sequence[ModuleType]) -> argparse.ArgumentParser:
+def build_parser(
+    prog: str, description: str, commands: Sequence[ModuleType]
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

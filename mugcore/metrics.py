@@ -39,12 +39,12 @@ def _pair(pred: ArrayLike, truth: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson's r; 0.0 when either side is constant (see module docstring)."""
+    # Test constancy on the raw values: after centring, rounding leaves tiny non-zeros.
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
     a = a - a.mean()
     b = b - b.mean()
-    denom = np.sqrt((a * a).sum() * (b * b).sum())
-    if denom == 0.0:
-        return 0.0
-    return float(np.clip((a * b).sum() / denom, -1.0, 1.0))
+    return float(np.clip((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()), -1.0, 1.0))
 
 
 def _acc_f1(p_cls: np.ndarray, y_cls: np.ndarray) -> tuple[float, float]:

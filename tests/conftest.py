@@ -3,9 +3,14 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from mugcore.data.schema import MMSADataset
 from mugcore.data.synth import make_synthetic
+
+# Tests train tiny networks, for which a second thread costs more in synchronisation than it
+# gives, and servers started by the tests run beside the test process on 2 cores.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
