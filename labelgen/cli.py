@@ -3,10 +3,10 @@
 import sys
 from collections.abc import Sequence
 
-from labelgen.commands import data_commands
+from labelgen.commands import data_commands, synth_command
 from mugcore.cli import build_parser, run_cli
 
-COMMANDS = [data_commands]
+COMMANDS = [data_commands, synth_command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

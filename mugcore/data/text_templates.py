@@ -78,7 +78,8 @@ def compose_transcripts(r_text: np.ndarray, rng: np.random.Generator) -> list[st
     n = len(r_text)
     level = np.searchsorted(LEVEL_EDGES, r_text, side="right")  # index into LEVELS
     n_sent = 1 + (rng.random(n) < 0.35)
-    n_fill = rng.integers(0, 3, size=n)
+    # At most three clauses in all, so the longest transcript stays under 39 tokens.
+    n_fill = np.minimum(rng.integers(0, 3, size=n), 3 - n_sent)
     picks = rng.integers(0, 1 << 30, size=(n, 12))  # random choices, consumed below
     out: list[str] = []
     for i in range(n):
