@@ -1,0 +1,25 @@
+"""`--store` / `--files` options shared by every command that opens a label store."""
+
+import argparse
+import os
+
+from mugcore.errors import UserError
+from storage.store import LabelStore
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store", metavar="DIR_OR_URL", default=os.environ.get("MUG_STORE"),
+        help="label store: a directory (SQLite + HDF5 files inside it, created if missing) or "
+             "a postgresql+psycopg://USER[:PASSWORD]@HOST:PORT/DB URL (then --files is needed); "
+             "default: $MUG_STORE")
+    parser.add_argument(
+        "--files", metavar="DIR", default=os.environ.get("MUG_STORE_FILES"),
+        help="directory for the HDF5 files of a PostgreSQL store, shared by every machine "
+             "using it; default: $MUG_STORE_FILES")
+
+
+def open_store(args: argparse.Namespace) -> LabelStore:
+    if not args.store:
+        raise UserError("--store: no label store given (pass --store DIR_OR_URL or set MUG_STORE)")
+    return LabelStore.open(args.store, files=args.files)

@@ -1,0 +1,58 @@
+"""Helpers for tests and benchmarks of the store: small random datasets and label sets whose
+values follow from their seed, so a reader can tell a whole label set from a mixed or partial
+one. THE DATA IS RANDOM AND SYNTHETIC: features carry no signal."""
+
+import numpy as np
+
+from mugcore.data.schema import SPLITS, TRUTH_KEYS, MMSADataset
+
+
+def random_dataset(sizes: tuple[int, int, int], *, seed: int = 0, prefix: str = "clip",
+                   label_bound: float = 3.0, truth: bool = True) -> MMSADataset:
+    """An MMSA-shaped dataset with tiny feature arrays; clip ids `{prefix}{i}$_${j}`."""
+    rng = np.random.default_rng(seed)
+    splits = {}
+    start = 0
+    for split, n in zip(SPLITS, sizes, strict=True):
+        labels = np.round(rng.uniform(-label_bound, label_bound, n) * 5) / 5
+        data = {
+            "id": np.array([f"{prefix}{(start + i) // 8}$_${(start + i) % 8}" for i in range(n)]),
+            "raw_text": np.array([f"synthetic clip {start + i}" for i in range(n)]),
+            "text": rng.standard_normal((n, 4, 8)).astype(np.float32),
+            "text_bert": np.ones((n, 3, 4), dtype=np.float32),
+            "audio": rng.standard_normal((n, 5, 3)).astype(np.float32),
+            "vision": rng.standard_normal((n, 5, 2)).astype(np.float32),
+            "audio_lengths": rng.integers(1, 6, n),
+            "vision_lengths": rng.integers(1, 6, n),
+            "regression_labels": labels.astype(np.float32),
+        }
+        if truth:
+            for key in TRUTH_KEYS.values():
+                data[key] = np.clip(labels + rng.normal(0, 0.3, n), -label_bound,
+                                    label_bound).astype(np.float32)
+        splits[split] = data
+        start += n
+    return MMSADataset(splits, {"synthetic": True, "label_bound": label_bound})
+
+
+def clip_table(ds: MMSADataset) -> dict[str, np.ndarray]:
+    """clip_id, split and multimodal arrays over all clips, in split order."""
+    return {
+        "clip_id": np.concatenate([np.asarray(ds.splits[s]["id"], dtype=str) for s in SPLITS]),
+        "split": np.concatenate([np.full(ds.size(s), s) for s in SPLITS]),
+        "multimodal": np.concatenate([np.asarray(ds.splits[s]["regression_labels"],
+                                                 dtype=np.float32) for s in SPLITS]),
+    }
+
+
+def seeded_unilabels(n: int, seed: int, label_bound: float = 3.0) -> dict[str, np.ndarray]:
+    """Uni-labels that are a function of `seed` alone (float32, within the bound)."""
+    rng = np.random.default_rng(seed)
+    return {m: rng.uniform(-label_bound, label_bound, n).astype(np.float32)
+            for m in ("text", "audio", "vision")}
+
+
+def seeded_labels(clips: dict[str, np.ndarray], seed: int,
+                  label_bound: float = 3.0) -> dict[str, np.ndarray]:
+    """A full `labels` mapping for `publish_label_set` (clips from `clip_table`)."""
+    return {**clips, **seeded_unilabels(len(clips["clip_id"]), seed, label_bound)}
