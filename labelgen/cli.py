@@ -3,10 +3,10 @@
 import sys
 from collections.abc import Sequence
 
-from labelgen.commands import data_commands, store_commands, synth_command
+from labelgen.commands import data_commands, store_commands, synth_command, worker_command
 from mugcore.cli import build_parser, run_cli
 
-COMMANDS = [data_commands, synth_command, store_commands]
+COMMANDS = [data_commands, synth_command, store_commands, worker_command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

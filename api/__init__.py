@@ -1,0 +1,1 @@
+"""FastAPI service over the label store: datasets, jobs, labels (see api.app)."""

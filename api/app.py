@@ -1,0 +1,47 @@
+"""`create_app(settings)`: the FastAPI application over one label store."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routers import datasets, health, jobs, label_sets, labels
+from api.schemas import ErrorOut
+from api.settings import Settings
+from api.uploads import remove_stale_uploads
+from storage import LabelStore
+
+DESCRIPTION = """\
+Uni-labels of MUG (Meta Uni-label Generation) for multimodal sentiment analysis.
+
+POST a dataset (MMSA pickle or project HDF5), start label generation, follow the job, then
+read the uni-labels of a clip or export a whole label set. Writes need the bearer token
+MUG_WRITE_TOKEN; reads need MUG_READ_TOKEN when the server sets one. Every error is JSON
+`{"detail": ..., "field": ...}`.
+"""
+
+# Documented on every operation so that clients (and schemathesis) know the error shape.
+_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 404, 409, 413, 415, 422)}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = LabelStore.open(settings.store, files=settings.files)
+        upload_dir = settings.upload_dir or store.root / "uploads"
+        upload_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_uploads(upload_dir)
+        app.state.store = store
+        try:
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(title="MUG uni-label service", version="1", description=DESCRIPTION,
+                  lifespan=lifespan, responses=_ERRORS)
+    app.state.settings = settings
+    errors.install(app)
+    for module in (datasets, jobs, labels, label_sets, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,83 @@
+"""Typed dependencies: the settings, the store, and bearer-token checks for reads and writes.
+
+All are `async def` although none awaits: they never block, and FastAPI would otherwise run
+each sync dependency in the thread pool, a hop that costs more than the work itself."""
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
+
+from api.errors import ApiError
+from api.schemas import MAX_ID
+from api.settings import Settings
+from storage import LabelStore
+
+# auto_error=False: a missing header must give our 401 (FastAPI's own would be a 403).
+_bearer = HTTPBearer(auto_error=False, description="MUG_WRITE_TOKEN, or MUG_READ_TOKEN for reads")
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_store(request: Request) -> LabelStore:
+    return request.app.state.store
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[LabelStore, Depends(get_store)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _matches(given: str, *tokens: SecretStr | None) -> bool:
+    # compare_digest against every accepted token: timing says nothing about which came close.
+    ok = False
+    for token in tokens:
+        if token is not None:
+            ok |= secrets.compare_digest(given.encode(), token.get_secret_value().encode())
+    return ok
+
+
+def _unauthorized() -> ApiError:
+    return ApiError(401, "missing or invalid bearer token", field="header.Authorization",
+                    headers={"WWW-Authenticate": "Bearer"})
+
+
+async def require_read(settings: SettingsDep, credentials: Credentials) -> None:
+    """Reads are open unless MUG_READ_TOKEN is set; the write token reads too."""
+    if settings.read_token is None:
+        return
+    if credentials is None or not _matches(credentials.credentials, settings.read_token,
+                                           settings.write_token):
+        raise _unauthorized()
+
+
+async def require_write(settings: SettingsDep, credentials: Credentials) -> None:
+    """Writes need MUG_WRITE_TOKEN; without one the server only listens on loopback."""
+    if settings.write_token is None:
+        return
+    if credentials is None or not _matches(credentials.credentials, settings.write_token):
+        raise _unauthorized()
+
+
+ReadAccess = Depends(require_read)
+WriteAccess = Depends(require_write)
+
+
+async def label_set_param(label_set: Annotated[str, Query(
+        pattern=r"^(latest|[1-9][0-9]{0,18})$",
+        description="label-set id, or 'latest' (the dataset's newest)")] = "latest",
+) -> int | str:
+    if label_set == "latest":
+        return label_set
+    value = int(label_set)
+    if value > MAX_ID:
+        raise ApiError(422, f"query.label_set: {value} is larger than any id",
+                       field="query.label_set")
+    return value
+
+
+LabelSetDep = Annotated[int | str, Depends(label_set_param)]

@@ -1,0 +1,248 @@
+"""Datasets: upload (or register a server-side file), list, show, delete, bulk label export."""
+
+import base64
+import io
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from pydantic import ValidationError
+
+from api.deps import LabelSetDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
+from api.errors import ApiError
+from api.routers.jobs import submit_job
+from api.schemas import (
+    DatasetCreated,
+    DatasetList,
+    DatasetOut,
+    DatasetPath,
+    IdPath,
+    LabelPage,
+    LabelRow,
+)
+from api.settings import Settings
+from api.uploads import Upload, receive_upload
+from labelgen.worker import check_options
+from mugcore.data.io import load_dataset
+from mugcore.data.schema import MMSADataset
+from mugcore.errors import DatasetError
+from storage import LabelStore
+from storage.records import DatasetInfo
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+MAX_JSON_BYTES = 64 * 1024
+
+# The request body is read by hand (streamed to disk), so its schema is declared here.
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"], "additionalProperties": False,
+                "properties": {"file": {"type": "string", "format": "binary",
+                                        "description": "MMSA .pkl or project .h5 file"}}}},
+            "application/json": {"schema": DatasetPath.model_json_schema()},
+        },
+    },
+}
+
+
+def dataset_out(info: DatasetInfo, **extra: Any) -> dict[str, Any]:
+    out = info.to_dict()
+    out.pop("features_file")  # a server-side path, not the client's business
+    return {**out, **extra}
+
+
+def _load(path: Path, shown_as: str) -> MMSADataset:
+    """Load and validate; errors name the file as the client knows it, not our path."""
+    try:
+        return load_dataset(path)
+    except DatasetError as exc:
+        raise type(exc)(str(exc).replace(str(path), shown_as),
+                        [p.replace(str(path), shown_as) for p in exc.problems]) from None
+
+
+def _register_upload(store: LabelStore, upload: Upload, name: str | None) -> DatasetInfo:
+    try:
+        ds = _load(upload.path, upload.filename or "upload")
+        stem = Path(upload.filename).stem if upload.filename else "upload"
+        return store.register_dataset(name or stem, ds, source_format=_format_of(upload.path))
+    finally:
+        upload.path.unlink(missing_ok=True)
+
+
+def _register_path(store: LabelStore, settings: Settings, body: DatasetPath) -> DatasetInfo:
+    if settings.data_root is None:
+        raise ApiError(403, "body.path: registering server-side files is disabled (no data "
+                       "root configured: MUG_DATA_ROOT)", field="body.path")
+    root = settings.data_root.resolve()
+    if "\x00" in body.path:
+        raise ApiError(422, "body.path: contains a NUL byte", field="body.path")
+    path = (root / body.path).resolve()
+    if not path.is_relative_to(root):
+        raise ApiError(403, "body.path: outside the server's data root", field="body.path")
+    if not path.is_file():
+        raise ApiError(404, f"body.path: no file {body.path!r} in the data root",
+                       field="body.path")
+    ds = _load(path, body.path)
+    return store.register_dataset(body.name or path.stem, ds, source_format=_format_of(path))
+
+
+def _format_of(path: Path) -> str:
+    return "pickle" if path.suffix == ".pkl" else "hdf5"
+
+
+@router.post("", status_code=201, response_model=DatasetCreated, dependencies=[WriteAccess],
+             operation_id="create_dataset", openapi_extra=_UPLOAD_BODY,
+             summary="Upload a dataset (multipart field `file`) or register a server-side path")
+async def create_dataset(
+    request: Request, store: StoreDep, settings: SettingsDep,
+    name: Annotated[str | None, Query(min_length=1, max_length=128,
+                                      description="dataset name; default: the file name")] = None,
+    generate: Annotated[bool, Query(description="also start label generation")] = False,
+    method: Annotated[str, Query(min_length=1, max_length=64)] = "mug",
+    preset: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    set: Annotated[list[str], Query(max_length=64, description="config override "
+                                    "'section.key=value' (repeatable)")] = (),  # type: ignore[assignment]
+) -> dict[str, Any]:
+    options = None
+    if generate:  # checked before the upload is read: a bad option costs no transfer
+        options = check_options({"method": method, "preset": preset, "seed": seed,
+                                 "overrides": _parse_overrides(set)}, where="query.")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        body = _json_body(await _small_body(request))
+        if body.name is None and name is not None:
+            body = body.model_copy(update={"name": name})
+        info = await run_in_threadpool(_register_path, store, settings, body)
+    else:
+        upload_dir = settings.upload_dir or store.root / "uploads"
+        upload = await receive_upload(request, upload_dir, settings.max_upload_bytes)
+        info = await run_in_threadpool(_register_upload, store, upload, name)
+    job_id = None
+    if options is not None:
+        job = await run_in_threadpool(submit_job, store, info.id, options, None)
+        job_id = job.id
+    return dataset_out(info, job_id=job_id)
+
+
+async def _small_body(request: Request) -> bytes:
+    """A JSON body, refused once it is larger than any path reference needs."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_JSON_BYTES:
+            raise ApiError(413, f"body: larger than {MAX_JSON_BYTES} bytes", field="body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_body(raw: bytes) -> DatasetPath:
+    try:
+        return DatasetPath.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(["body", *map(str, first["loc"])])
+        raise ApiError(422, f"{field}: {first['msg']}", field=field) from exc
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ApiError(422, f"query.set: {item!r} must look like section.key=value",
+                           field="query.set")
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ApiError(422, f"query.set: value of {key.strip()!r} is not valid YAML",
+                           field="query.set") from exc
+    return out
+
+
+@router.get("", response_model=DatasetList, dependencies=[ReadAccess],
+            operation_id="list_datasets")
+def list_datasets(store: StoreDep) -> dict[str, Any]:
+    return {"items": [dataset_out(d) for d in store.list_datasets()]}
+
+
+@router.get("/{dataset_id}", response_model=DatasetOut, dependencies=[ReadAccess],
+            operation_id="get_dataset")
+def get_dataset(dataset_id: IdPath, store: StoreDep) -> dict[str, Any]:
+    return dataset_out(store.get_dataset(dataset_id))
+
+
+@router.delete("/{dataset_id}", status_code=204, dependencies=[WriteAccess],
+               operation_id="delete_dataset", response_class=Response)
+def delete_dataset(dataset_id: IdPath, store: StoreDep) -> Response:
+    store.delete_dataset(dataset_id)
+    return Response(status_code=204)
+
+
+@router.get("/{dataset_id}/features", dependencies=[ReadAccess], operation_id="download_features",
+            response_class=FileResponse,
+            responses={200: {"content": {"application/x-hdf5": {}},
+                             "description": "the dataset's features, project HDF5 format"}})
+def download_features(dataset_id: IdPath, store: StoreDep) -> FileResponse:
+    info = store.get_dataset(dataset_id)
+    return FileResponse(store.features_path(info.id), media_type="application/x-hdf5",
+                        filename=f"{info.name}.h5")
+
+
+def _decode_cursor(cursor: str | None, total: int) -> int:
+    if cursor is None:
+        return 0
+    try:
+        start = int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(422, "query.cursor: not a cursor this server gave out",
+                       field="query.cursor") from exc
+    if not 0 <= start <= total:
+        raise ApiError(422, "query.cursor: out of range", field="query.cursor")
+    return start
+
+
+def _encode_cursor(start: int) -> str:
+    return base64.urlsafe_b64encode(str(start).encode()).decode().rstrip("=")
+
+
+@router.get("/{dataset_id}/labels", dependencies=[ReadAccess], operation_id="export_labels",
+            response_model=LabelPage,
+            responses={200: {"content": {"application/x-npz": {}, "application/x-hdf5": {}},
+                             "description": "a JSON page, or the whole label set as NPZ/HDF5"}},
+            summary="All labels of a dataset's label set: JSON pages, or whole as NPZ or HDF5")
+def export_labels(
+    dataset_id: IdPath, store: StoreDep, settings: SettingsDep,
+    label_set: LabelSetDep,
+    format: Annotated[Literal["json", "npz", "hdf5"], Query()] = "json",
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+) -> Any:
+    info = store.get_label_set(label_set, dataset=dataset_id)
+    if format == "hdf5":
+        # The label-set file is immutable and already in the documented HDF5 layout.
+        return FileResponse(store.label_file_path(info), media_type="application/x-hdf5",
+                            filename=f"{info.dataset}-labels-{info.id}.h5")
+    arrays = store.read_labels(info.id)
+    if format == "npz":
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return Response(buffer.getvalue(), media_type="application/x-npz", headers={
+            "Content-Disposition": f'attachment; filename="{info.dataset}-labels-{info.id}.npz"',
+            "X-Label-Set-Id": str(info.id)})
+    total = len(arrays["clip_id"])
+    start = _decode_cursor(cursor, total)
+    stop = min(total, start + min(limit or settings.page_limit, settings.page_limit))
+    columns = {k: arrays[k][start:stop].tolist() for k in LabelRow.model_fields}
+    items = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    return {"dataset_id": info.dataset_id, "label_set_id": info.id, "total": total,
+            "items": items, "next_cursor": _encode_cursor(stop) if stop < total else None}
+

@@ -1,0 +1,27 @@
+"""Liveness (the process answers) and readiness (the store answers)."""
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import StoreDep
+from api.errors import ApiError
+from api.schemas import Health, Ready
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health, operation_id="healthz")
+async def healthz() -> dict[str, Any]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=Ready, operation_id="readyz",
+            responses={503: {"description": "the store cannot be reached"}})
+async def readyz(store: StoreDep) -> dict[str, Any]:
+    try:
+        datasets = await run_in_threadpool(store.list_datasets)
+    except Exception as exc:  # any failure to reach the store means "not ready"
+        raise ApiError(503, f"store unavailable: {type(exc).__name__}") from exc
+    return {"status": "ready", "datasets": len(datasets)}

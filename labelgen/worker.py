@@ -1,0 +1,355 @@
+"""The job worker: claim label-generation jobs from a store and run stages 1-2 for each.
+
+Each job runs in a child process (multiprocessing, spawn) so that a cancel can stop it at
+once, a crash in torch cannot take the worker down, and its memory goes back when it ends.
+The child only computes: it loads the dataset's features, calls `generate_labels` and sends
+progress, log lines and the result through a pipe. The worker alone talks to the store: it
+turns progress into heartbeats, watches for a cancel request, and publishes the label set.
+
+Recovery: a job whose worker died (even by SIGKILL) stays `running` with a heartbeat that
+stops; any worker requeues (or fails, by policy) such stale jobs as it polls. The child
+notices a dead worker within a second and exits, and it never writes to the store, so a
+killed worker leaves nothing half-done there.
+"""
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from labelgen.config import PRESETS, LabelgenConfig, load_config, preset_for_dataset
+from mugcore.data.schema import MMSADataset
+from mugcore.errors import UserError
+from storage import JobInfo, JobLost, LabelStore
+
+log = logging.getLogger(__name__)
+
+JOB_KIND = "labelgen"
+# How often a job's child checks that its worker is still alive.
+_ORPHAN_CHECK_S = 0.5
+# Share of a job's progress bar that stage 1 takes when the method needs it.
+STAGE1_SHARE = 0.8
+
+
+class JobOptionsError(UserError):
+    """A bad job option; `field` names it ("body.method", "query.set", ...)."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_options(options: Mapping[str, Any], *, where: str = "body.") -> dict[str, Any]:
+    """The canonical options of a job (method, preset, overrides, seed), checked up front so
+    that a bad option is refused when the job is submitted, not when it runs."""
+    from labelgen.methods import METHODS
+
+    unknown = set(options) - {"method", "preset", "overrides", "seed"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise JobOptionsError(f"{where}{name}: unknown job option", field=f"{where}{name}")
+    method = options.get("method", "mug")
+    if method not in METHODS:
+        raise JobOptionsError(f"{where}method: unknown method {method!r}; choose one of "
+                              f"{', '.join(METHODS)}", field=f"{where}method")
+    preset = options.get("preset")
+    if preset is not None and preset not in PRESETS:
+        raise JobOptionsError(f"{where}preset: unknown preset {preset!r}; choose one of "
+                              f"{', '.join(PRESETS)}", field=f"{where}preset")
+    overrides = dict(options.get("overrides") or {})
+    try:
+        # Every preset has the same keys, so checking against one proves the overrides apply.
+        load_config(preset=preset or "mosi", overrides=overrides)
+    except UserError as exc:
+        key = "set" if where == "query." else "overrides"
+        raise JobOptionsError(f"{where}{key}: {exc}", field=f"{where}{key}") from exc
+    seed = options.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise JobOptionsError(f"{where}seed: expected an integer >= 0, got {seed!r}",
+                              field=f"{where}seed")
+    return {"method": method, "preset": preset, "overrides": overrides, "seed": seed}
+
+
+def job_config(options: Mapping[str, Any], ds: MMSADataset) -> LabelgenConfig:
+    preset = options.get("preset") or preset_for_dataset(ds.attrs, ds.label_bound)
+    return load_config(preset=preset, overrides=options.get("overrides") or {})
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    poll_s: float = 1.0  # idle wait between looks at the queue
+    heartbeat_s: float = 0.5  # progress report and cancel check while a job runs
+    stale_s: float = 120.0  # heartbeat age that marks a job's worker as dead
+    stale_policy: str = "requeue"
+    max_attempts: int = 3
+    cancel_grace_s: float = 2.0  # time a cancelled child gets before it is killed
+    once: bool = False  # run until the queue is empty, then return
+
+
+def overall_progress(method: str, stage: str, fraction: float) -> float:
+    """A job's progress in [0, 1] from its current stage's: stage 1 dominates when a method
+    needs it (stage 2 runs on cached representations)."""
+    from labelgen.methods import get_method
+
+    fraction = min(max(float(fraction), 0.0), 1.0)
+    if not get_method(method).needs_reps:
+        return fraction
+    return STAGE1_SHARE * fraction if stage == "stage1" else \
+        STAGE1_SHARE + (1 - STAGE1_SHARE) * fraction
+
+
+# ---------------------------------------------------------------------- child process
+
+class _PipeLogHandler(logging.Handler):
+    def __init__(self, send: Any) -> None:
+        super().__init__(logging.INFO)
+        self._send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self._send(("log", record.getMessage()))
+
+
+def _exit_if_orphaned(worker_pid: int) -> None:
+    while True:
+        if os.getppid() != worker_pid:
+            os._exit(3)  # the worker is gone: nobody would publish our result
+        time.sleep(_ORPHAN_CHECK_S)
+
+
+def _child_main(conn: Connection, stop: Any, features: str, options: dict[str, Any],
+                worker_pid: int) -> None:
+    # The worker handles SIGINT (Ctrl-C on the terminal reaches the whole process group).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_if_orphaned, args=(worker_pid,), daemon=True).start()
+    lock = threading.Lock()
+
+    def send(message: tuple[Any, ...]) -> None:
+        with lock:
+            conn.send(message)
+
+    handler = _PipeLogHandler(send)
+    for name in ("labelgen", "mugcore"):
+        logging.getLogger(name).addHandler(handler)
+        logging.getLogger(name).setLevel(logging.INFO)
+    from labelgen.generate import Cancelled, generate_labels
+    from mugcore.data.io import load_dataset
+
+    try:
+        ds = load_dataset(features, validate=False)
+        config = job_config(options, ds)
+        result = generate_labels(
+            ds, method=options["method"], config=config, seed=options["seed"],
+            progress=lambda stage, fraction, eta_s: send(("progress", stage, fraction, eta_s)),
+            should_stop=stop.is_set)
+        send(("result", result))
+    except Cancelled:
+        send(("cancelled",))
+    except UserError as exc:
+        send(("error", str(exc)))
+    except Exception as exc:
+        send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------- worker
+
+class Worker:
+    """Claims jobs from `store` and runs them one at a time; `run()` until `stop()`."""
+
+    def __init__(self, store: LabelStore, *, settings: WorkerSettings = WorkerSettings(),
+                 name: str | None = None, parent_pid: int | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.parent_pid = parent_pid
+        self._stopping = threading.Event()
+        self._last_recovery = float("-inf")
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            self._stopping.set()  # the API server that started us is gone
+        return self._stopping.is_set()
+
+    def recover_stale(self) -> None:
+        s = self.settings
+        for job in self.store.requeue_stale(s.stale_s, policy=s.stale_policy,  # type: ignore[arg-type]
+                                            max_attempts=s.max_attempts):
+            log.warning("job %d had a dead worker (%s): now %s", job.id, job.worker or "?",
+                        job.status)
+        self._last_recovery = time.monotonic()
+
+    def run(self) -> int:
+        """Serve jobs until stopped (or, with `once`, until the queue is empty)."""
+        log.info("worker %s serving store %s", self.name, self.store.location)
+        while not self.stopping:
+            if time.monotonic() - self._last_recovery > min(self.settings.stale_s / 2, 30.0):
+                self.recover_stale()
+            job = self.store.claim_job(self.name, kinds=(JOB_KIND,))
+            if job is None:
+                if self.settings.once:
+                    break
+                self._stopping.wait(self.settings.poll_s)
+                continue
+            self.run_job(job)
+        log.info("worker %s stopped", self.name)
+        return 0
+
+    def run_job(self, job: JobInfo) -> str:
+        """Run one claimed job to its end; returns its final status (or 'abandoned' when the
+        worker is stopping or lost the job: stale recovery then hands it on)."""
+        log.info("job %d: %s on dataset %s", job.id, job.options.get("method"), job.dataset_id)
+        assert job.dataset_id is not None, "a claimed labelgen job has a dataset"
+        try:
+            options = check_options(job.options)
+            features = self.store.features_path(job.dataset_id)
+        except UserError as exc:
+            return self._finish(job, "failed", error=str(exc))
+        ctx = mp.get_context("spawn")
+        receiver, sender = ctx.Pipe(duplex=False)
+        stop = ctx.Event()
+        child = ctx.Process(target=_child_main, name=f"labelgen-job-{job.id}",
+                            args=(sender, stop, str(features), options, os.getpid()))
+        child.start()
+        sender.close()  # ours closed, so recv() sees EOF once the child is gone
+        try:
+            return self._supervise(job, options, child, receiver, stop)
+        finally:
+            _end_process(child, grace_s=0.0)
+            receiver.close()
+
+    def _supervise(self, job: JobInfo, options: dict[str, Any], child: Any,
+                   receiver: Connection, stop: Any) -> str:
+        s = self.settings
+        stage, progress, eta = "starting", 0.0, None
+        last_beat = float("-inf")
+        cancel_deadline: float | None = None
+        while True:
+            message = None
+            if receiver.poll(s.heartbeat_s):
+                try:
+                    message = receiver.recv()
+                except EOFError:
+                    return self._child_gone(job, child)
+            if message is not None:
+                kind = message[0]
+                if kind == "progress":
+                    if message[1] != stage:
+                        self.store.append_job_log(job.id, f"stage {message[1]} started")
+                    stage, eta = message[1], message[3]
+                    progress = overall_progress(options["method"], stage, message[2])
+                elif kind == "log":
+                    self.store.append_job_log(job.id, message[1])
+                elif kind == "result":
+                    return self._publish(job, message[1])
+                elif kind == "cancelled":
+                    return self._finish(job, "cancelled")
+                elif kind == "error":
+                    if len(message) > 2:
+                        self.store.append_job_log(job.id, message[2])
+                    return self._finish(job, "failed", error=message[1])
+            now = time.monotonic()
+            if self.stopping:
+                return self._abandon(job, child)
+            if now - last_beat >= s.heartbeat_s:
+                try:
+                    cancel = self.store.heartbeat(job.id, worker=self.name, stage=stage,
+                                                  progress=progress, eta_s=eta)
+                except JobLost as exc:
+                    log.warning("job %d: lost it (%s); stopping its process", job.id, exc)
+                    _end_process(child, grace_s=0.0)
+                    return "abandoned"
+                last_beat = now
+                if cancel and cancel_deadline is None:
+                    log.info("job %d: cancel requested", job.id)
+                    stop.set()
+                    cancel_deadline = now + s.cancel_grace_s
+            if cancel_deadline is not None and now >= cancel_deadline:
+                _end_process(child, grace_s=0.0)
+                return self._finish(job, "cancelled")
+            if message is None and not child.is_alive() and not receiver.poll(0):
+                return self._child_gone(job, child)
+
+    def _abandon(self, job: JobInfo, child: Any) -> str:
+        self.store.append_job_log(job.id, f"worker {self.name} stopped during the job; it is "
+                                  "requeued once its heartbeat is stale")
+        _end_process(child, grace_s=self.settings.cancel_grace_s)
+        return "abandoned"
+
+    def _child_gone(self, job: JobInfo, child: Any) -> str:
+        if self.stopping:  # a signal to the whole process group reached the child first
+            return self._abandon(job, child)
+        child.join(5.0)
+        return self._finish(job, "failed", error=f"the job's process died (exit code "
+                            f"{child.exitcode}); out of memory?")
+
+    def _publish(self, job: JobInfo, result: Any) -> str:
+        try:
+            # Still ours? A worker that lost the job must not publish over its successor.
+            self.store.heartbeat(job.id, worker=self.name, stage="publishing", progress=1.0)
+            # The dataset is in the store already, so this is publish_result less its
+            # registration step (which would need the features loaded here too).
+            label_set = self.store.publish_label_set(
+                job.dataset_id, result.labels, method=result.provenance["method"],
+                options=result.provenance["options"], seed=result.provenance["seed"],
+                provenance=result.provenance, quality=result.quality or {})
+        except JobLost as exc:
+            log.warning("job %d: lost it before publishing (%s)", job.id, exc)
+            return "abandoned"
+        except UserError as exc:
+            return self._finish(job, "failed", error=f"could not publish: {exc}")
+        return self._finish(job, "succeeded", label_set_id=label_set.id)
+
+    def _finish(self, job: JobInfo, status: str, *, error: str | None = None,
+                label_set_id: int | None = None) -> str:
+        try:
+            self.store.finish_job(job.id, status=status, error=error,  # type: ignore[arg-type]
+                                  label_set_id=label_set_id, worker=self.name)
+        except JobLost as exc:
+            log.warning("job %d: could not record %s (%s)", job.id, status, exc)
+            return "abandoned"
+        log.info("job %d: %s%s", job.id, status, f" ({error})" if error else "")
+        return status
+
+
+def _end_process(child: Any, *, grace_s: float) -> None:
+    """Stop `child`: wait `grace_s`, then SIGTERM, then SIGKILL."""
+    if child.pid is None:
+        return
+    child.join(grace_s)
+    if child.is_alive():
+        child.terminate()
+        child.join(1.0)
+    if child.is_alive():
+        child.kill()
+        child.join()
+
+
+def run_worker(location: str | os.PathLike, *, files: str | os.PathLike | None = None,
+               settings: WorkerSettings = WorkerSettings(), parent_pid: int | None = None,
+               log_level: str = "INFO") -> int:
+    """Open the store and serve jobs until SIGTERM/SIGINT (the entry of worker processes)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with LabelStore.open(location, files=files) as store:
+        worker = Worker(store, settings=settings, parent_pid=parent_pid)
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: worker.stop())
+        return worker.run()
+
