@@ -6,7 +6,8 @@ The child only computes: it loads the dataset's features, calls `generate_labels
 progress, log lines and the result through a pipe. The worker alone talks to the store: it
 turns progress into heartbeats, watches for a cancel request, and publishes the label set.
 
-Recovery: a job whose worker died (even by SIGKILL) stays `running` with a heartbeat that
+Recovery: a worker that stops on purpose hands its job back to the queue. A job whose
+worker died (even by SIGKILL) stays `running` with a heartbeat that
 stops; any worker requeues (or fails, by policy) such stale jobs as it polls. The child
 notices a dead worker within a second and exits, and it never writes to the store, so a
 killed worker leaves nothing half-done there.
@@ -285,9 +286,10 @@ class Worker:
                 return self._child_gone(job, child)
 
     def _abandon(self, job: JobInfo, child: Any) -> str:
-        self.store.append_job_log(job.id, f"worker {self.name} stopped during the job; it is "
-                                  "requeued once its heartbeat is stale")
         _end_process(child, grace_s=self.settings.cancel_grace_s)
+        # JobLost: requeued as stale or cancelled meanwhile, so there is nothing to hand back.
+        with contextlib.suppress(JobLost):
+            self.store.release_job(job.id, worker=self.name, reason="the worker stopped")
         return "abandoned"
 
     def _child_gone(self, job: JobInfo, child: Any) -> str:

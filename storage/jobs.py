@@ -128,6 +128,16 @@ class JobsMixin:
                          + (f" (label set {label_set_id})" if label_set_id else "")))
             return _job_info(job)
 
+    def release_job(self, job_id: int, *, worker: str, reason: str) -> JobInfo:
+        """Hand a running job back to the queue (a worker stopping on purpose), so that
+        another worker can take it without waiting for the heartbeat to go stale."""
+        with self._write() as s:
+            job = self._running(s, job_id, worker)
+            job.status, job.worker, job.stage, job.progress, job.eta_s = (
+                "queued", None, None, 0.0, None)
+            s.add(JobLog(job_id=job.id, at=utcnow(), text=f"released by worker {worker}: {reason}"))
+            return _job_info(job)
+
     def request_cancel(self, job_id: int) -> JobInfo:
         """Cancel a job: a queued one at once, a running one when its worker next looks
         (`heartbeat` / `is_cancel_requested`). Conflict for a job that already ended otherwise."""

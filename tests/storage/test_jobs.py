@@ -93,6 +93,21 @@ def test_cancel(store_with_ds):
     assert store.finish_job(queued.id, status="cancelled").status == "cancelled"
 
 
+def test_release_hands_a_job_back_at_once(store_with_ds):
+    store = store_with_ds
+    job = store.create_job("mosi", {})
+    store.claim_job("w1")
+    with pytest.raises(JobLost):
+        store.release_job(job.id, worker="someone-else", reason="not mine")
+    released = store.release_job(job.id, worker="w1", reason="the worker stopped")
+    assert (released.status, released.worker) == ("queued", None)
+    with pytest.raises(JobLost, match="queued"):
+        store.heartbeat(job.id, worker="w1")
+    again = store.claim_job("w2")
+    assert (again.id, again.attempts) == (job.id, 2)
+    assert any("released by worker w1" in line.text for line in store.read_job_log(job.id))
+
+
 @pytest.mark.parametrize("policy", ["requeue", "fail"])
 def test_jobs_of_dead_workers(store_with_ds, policy):
     store = store_with_ds
