@@ -3,10 +3,16 @@
 import sys
 from collections.abc import Sequence
 
-from labelgen.commands import data_commands, store_commands, synth_command, worker_command
+from labelgen.commands import (
+    data_commands,
+    report_command,
+    store_commands,
+    synth_command,
+    worker_command,
+)
 from mugcore.cli import build_parser, run_cli
 
-COMMANDS = [data_commands, synth_command, store_commands, worker_command]
+COMMANDS = [data_commands, synth_command, report_command, store_commands, worker_command]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
