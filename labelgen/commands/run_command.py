@@ -1,0 +1,145 @@
+"""`labelgen run`: uni-labels for every clip of every split of a dataset file."""
+
+import argparse
+import csv
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from labelgen.config import load_config, preset_for_dataset
+from labelgen.generate import LabelResult, generate_labels
+from labelgen.methods import METHODS
+from mugcore.data.io import load_dataset
+from mugcore.errors import UserError
+
+OUT_SUFFIXES = (".csv", ".h5", ".hdf5")
+COLUMNS = ("clip_id", "split", "multimodal", "text", "audio", "vision")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    methods = "; ".join(f"{m.name}: {m.description}" for m in METHODS.values())
+    p = subparsers.add_parser(
+        "run", help="generate uni-labels for a dataset (MUG or a baseline)",
+        description="Run stages 1-2 of MUG (or a baseline) on a dataset file and write a "
+                    "uni-label for every clip of every split. The same seed gives the same "
+                    "labels on the same machine. Methods: " + methods + ".")
+    p.add_argument("--data", type=Path, required=True, metavar="FILE",
+                   help="dataset file: MMSA pickle (.pkl) or the project's HDF5 (.h5)")
+    p.add_argument("--method", required=True, choices=list(METHODS), metavar="METHOD",
+                   help=f"label generator, one of: {', '.join(METHODS)}")
+    p.add_argument("--config", type=Path, metavar="YAML",
+                   help="options file (see configs/); default: the dataset's preset")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override one option, e.g. --set stage2.noise_audio=0.4 (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--no-contrastive", action="store_true",
+                   help="ablation of mug: stage 1 without the CPM's contrastive loss")
+    p.add_argument("--no-multimodal-denoising", action="store_true",
+                   help="ablation of mug: stage 2 without the meta-test (multimodal denoising)")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="labels file: .csv (columns clip_id,split,multimodal,text,audio,vision) "
+                        "or .h5 (the same columns plus provenance)")
+    p.add_argument("--store", metavar="DIR_OR_URL",
+                   help="also publish the labels to this label store (a directory, or a "
+                        "postgresql+psycopg:// URL together with --files)")
+    p.add_argument("--files", type=Path, metavar="DIR",
+                   help="directory of the store's HDF5 files (with a PostgreSQL --store)")
+    p.add_argument("--dataset", metavar="NAME",
+                   help="dataset name in the store (default: the data file's stem)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.out is None and args.store is None:
+        raise UserError("give --out FILE, --store DIR_OR_URL, or both")
+    if args.out is not None:
+        if args.out.suffix.lower() not in OUT_SUFFIXES:
+            raise UserError(f"--out must end in {', '.join(OUT_SUFFIXES)}, got {args.out}")
+        if args.out.exists() and not args.force:
+            raise UserError(f"--out {args.out} exists; pass --force to overwrite it")
+        if not args.out.parent.is_dir():
+            raise UserError(f"--out directory {args.out.parent} does not exist")
+    if (args.no_contrastive or args.no_multimodal_denoising) and args.method != "mug":
+        raise UserError("--no-contrastive and --no-multimodal-denoising apply to --method mug")
+    if not args.data.is_file():
+        raise UserError(f"--data {args.data} not found")
+    ds = load_dataset(args.data)
+    overrides = list(args.overrides)
+    if args.no_contrastive:
+        overrides.append("stage1.contrastive=false")
+    if args.no_multimodal_denoising:
+        overrides.append("stage2.multimodal_denoising=false")
+    config = load_config(args.config, preset=preset_for_dataset(ds.attrs, ds.label_bound),
+                         overrides=overrides)
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, fraction: float, eta_s: float | None) -> None:
+        if args.no_progress:
+            return
+        if stage not in bars:
+            for bar in bars.values():
+                bar.close()
+            bars[stage] = tqdm(total=1000, desc=stage, unit="‰", leave=True,
+                               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+        bar = bars[stage]
+        bar.update(round(fraction * 1000) - bar.n)
+
+    try:
+        result = generate_labels(ds, method=args.method, config=config, seed=args.seed,
+                                 progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    if args.out is not None:
+        write_labels(result, args.out)
+        print(f"wrote {len(result.labels['clip_id'])} uni-labels to {args.out}")
+    if args.store is not None:
+        from storage import LabelStore
+        from storage.publish import publish_result
+
+        name = args.dataset or args.data.stem
+        with LabelStore.open(args.store, files=args.files) as store:
+            info = publish_result(
+                store, dataset_name=name, ds=ds, labels=result.labels, method=args.method,
+                options=result.provenance["options"], seed=args.seed,
+                provenance=result.provenance, quality=result.quality or {},
+                source_format="pickle" if args.data.suffix.lower() in (".pkl", ".pickle")
+                else "hdf5")
+        print(f"published label set {info.id} for dataset {name} to {args.store}")
+    if result.quality is not None:
+        for modality, q in result.quality["train"].items():
+            print(f"train {modality}: MAE {q['mae']:.3f} (copy {q['copy_mae']:.3f}), "
+                  f"r {q['corr']:.3f} (copy {q['copy_corr']:.3f})")
+    return 0
+
+
+def write_labels(result: LabelResult, path: Path) -> None:
+    """CSV or label-set HDF5 by suffix, written under a temporary name and renamed."""
+    temp = path.with_name(f".tmp-{uuid.uuid4().hex}{path.suffix}")
+    try:
+        if path.suffix.lower() == ".csv":
+            _write_csv(result, temp)
+        else:
+            from storage.files import encode_label_set
+
+            meta: dict[str, Any] = {**result.provenance, "quality": result.quality}
+            temp.write_bytes(encode_label_set(result.labels, meta))
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _write_csv(result: LabelResult, path: Path) -> None:
+    labels = result.labels
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for i in range(len(labels["clip_id"])):
+            writer.writerow([labels["clip_id"][i], labels["split"][i],
+                             *(f"{float(labels[c][i]):.9g}" for c in COLUMNS[2:])])

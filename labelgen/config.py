@@ -1,0 +1,273 @@
+"""Options of stages 1-2 and of the baselines: dataclasses, per-dataset presets, YAML, overrides.
+
+A configuration is built in three layers: a preset (`mosi`, `mosei`, `sims`, `fast`; chosen
+from the dataset when not named), then a YAML file, then `--set section.key=value` overrides.
+Every key is checked: an unknown key or a value of the wrong type is a `UserError` naming it.
+Options marked *(choice)* in DESIGN.md section 3 are all here; docs/method.md lists them.
+"""
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from mugcore.errors import UserError
+
+_options = dataclasses.dataclass(kw_only=True)
+
+
+@_options
+class Stage1Config:
+    """Pre-training of encoders, fusion, predictors and the contrastive projection module."""
+
+    # Options of mugcore.models.NetConfig (text_encoder "bert" | "lstm" (choice), bert_checkpoint,
+    # finetune_bert, text_dim / audio_dim / vision_dim (d_u), *_hidden, fusion_dim (d_M),
+    # fusion_hidden, predictor_hidden, dropout); unset ones keep NetConfig's defaults.
+    net: dict[str, Any] = dataclasses.field(default_factory=dict)
+    batch_size: int = 32
+    max_epochs: int = 30
+    patience: int = 5  # early stopping: epochs without a better validation MAE
+    # (choice) the validation MAE early stopping watches: P_M's alone, or the mean of P_M's
+    # and the unimodal predictors' (all against y_M), which waits for the slower encoders
+    early_stopping: Literal["multimodal", "mean"] = "mean"
+    lr: float = 1e-3
+    bert_lr: float = 5e-5  # learning rate of the BERT weights when fine-tuned
+    weight_decay: float = 1e-4
+    contrastive: bool = True  # (choice) InfoNCE of the CPM; False = ablation --no-contrastive
+    contrastive_weight: float = 0.1  # lambda
+    temperature: float = 0.2  # tau of InfoNCE
+    projector_hidden: int = 64  # hidden width of each projector Phi_u
+    cross_fit_folds: int = 0  # (choice) K-fold out-of-fold representations; 0 = off
+    cross_fit_by: Literal["video", "clip"] = "video"  # (choice) fold unit: whole videos or clips
+    max_iterations: int = 0  # stop each training run after this many batches; 0 = no limit
+
+    def check(self) -> None:
+        _positive(self, "batch_size", "max_epochs", "patience", "projector_hidden", "lr",
+                  "bert_lr", "temperature")
+        _non_negative(self, "weight_decay", "contrastive_weight", "max_iterations")
+        from mugcore.models.multimodal_net import NetConfig  # torch-heavy; only when checking
+
+        known = {f.name for f in dataclasses.fields(NetConfig) if not f.name.endswith("_in_dim")}
+        for key in self.net:
+            if key not in known:
+                raise UserError(f"unknown option stage1.net.{key}; "
+                                f"known: {', '.join(sorted(known))}")
+        if self.cross_fit_folds == 1 or self.cross_fit_folds < 0:
+            raise UserError(f"stage1.cross_fit_folds must be 0 (off) or at least 2, "
+                            f"got {self.cross_fit_folds}")
+
+
+@_options
+class Stage2Config:
+    """Meta-learning of one MUCN per modality on the cached stage-1 representations."""
+
+    epochs: int = 100
+    batch_size: int = 64
+    hidden: int = 64  # MUCN hidden width
+    label_embed_dim: int = 16  # width of the label embedding fed beside x
+    output: Literal["residual", "plain"] = "residual"  # (choice) y~ + delta, or H * tanh(.)
+    inner_lr: float = 0.05  # alpha: meta-training (inner) step size
+    meta_lr: float = 0.05  # mu: bi-level meta-update step size
+    # (choice) Gaussian label noise sigma per modality, as a fraction of H.
+    noise_text: float = 0.03
+    noise_audio: float = 0.3
+    noise_vision: float = 0.3
+    meta_test_noise: float | None = None  # sigma' of meta-test as a fraction of H; None: as above
+    skip_rule: bool = True  # (choice) accept phi' when it already lowers the meta-test loss
+    second_order: bool = True  # (choice) differentiate through the inner step; False: first order
+    multimodal_denoising: bool = True  # (choice) meta-test task; False = ablation
+    normalise_reps: bool = False  # (choice) standardise representations before MUCN
+
+    def check(self) -> None:
+        _positive(self, "epochs", "batch_size", "hidden", "label_embed_dim", "inner_lr", "meta_lr")
+        _non_negative(self, "noise_text", "noise_audio", "noise_vision")
+        if self.meta_test_noise is not None:
+            _non_negative(self, "meta_test_noise")
+
+    def noise(self, modality: str) -> float:
+        return float(getattr(self, f"noise_{modality}"))
+
+
+@_options
+class LabelgenConfig:
+    """All options of a label-generation run; `ulgm` and `mlc` belong to those baselines."""
+
+    preset: str = "mosi"
+    stage1: Stage1Config = dataclasses.field(default_factory=Stage1Config)
+    stage2: Stage2Config = dataclasses.field(default_factory=Stage2Config)
+    ulgm: dict[str, Any] = dataclasses.field(default_factory=dict)
+    mlc: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def check(self) -> None:
+        self.stage1.check()
+        self.stage2.check()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Presets differ from the dataclass defaults only where a dataset calls for it.
+PRESETS: dict[str, dict[str, Any]] = {
+    "mosi": {},
+    "mosei": {"stage1": {"batch_size": 64, "max_epochs": 15, "patience": 3}},
+    "sims": {"stage1": {"max_epochs": 20}},
+    "fast": {
+        "stage1": {"net": {"text_encoder": "lstm", "text_hidden": 32}, "projector_hidden": 32,
+                   "max_epochs": 15, "patience": 4, "lr": 2e-3},
+        "stage2": {"hidden": 32},
+    },
+}
+
+# The preset of each known dataset family (`preset` attribute of a dataset file).
+DATASET_PRESETS = {"mosi": "mosi", "mosei": "mosei", "sims": "sims"}
+
+
+def preset_for_dataset(attrs: Mapping[str, Any], bound: float) -> str:
+    """The preset a dataset gets when no --config names one."""
+    name = str(attrs.get("preset", "")).lower()
+    if name in DATASET_PRESETS:
+        return DATASET_PRESETS[name]
+    return "sims" if bound == 1.0 else "mosi"
+
+
+def load_config(path: Path | str | None = None, *, preset: str | None = None,
+                overrides: Sequence[str] | Mapping[str, Any] = ()) -> LabelgenConfig:
+    """Preset, then the YAML file at `path`, then overrides ("stage2.noise_audio=0.4")."""
+    data = _read_yaml(Path(path)) if path is not None else {}
+    return config_from_dict(data, preset=preset, overrides=overrides)
+
+
+def config_from_dict(data: Mapping[str, Any], *, preset: str | None = None,
+                     overrides: Sequence[str] | Mapping[str, Any] = ()) -> LabelgenConfig:
+    """Like load_config with the file's content given as a (nested) mapping.
+
+    The mapping's own `preset` key wins over the `preset` argument (the dataset's default).
+    Mapping overrides use dotted keys ({"stage2.noise_audio": 0.4}).
+    """
+    if not isinstance(data, Mapping):
+        raise UserError(f"config must be a mapping of options, got {type(data).__name__}")
+    data = dict(data)
+    name = str(data.pop("preset", None) or preset or "mosi")
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    merged = _merge({"preset": name}, PRESETS[name])
+    merged = _merge(merged, data)
+    items = overrides.items() if isinstance(overrides, Mapping) else map(_parse_override,
+                                                                           overrides)
+    for key, value in items:
+        merged = _merge(merged, _nest(key, value))
+    config = build_dataclass(LabelgenConfig, merged, where="")
+    config.check()
+    return config
+
+
+def build_dataclass(cls: type, data: Mapping[str, Any], *, where: str) -> Any:
+    """Build dataclass `cls` from a mapping, checking every key and value type."""
+    if not isinstance(data, Mapping):
+        raise UserError(f"{where or 'config'} must be a mapping of options, "
+                        f"got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise UserError(f"unknown option {where}{key}; known: {', '.join(fields)}")
+        values[key] = _coerce(hints[key], value, f"{where}{key}")
+    return cls(**values)
+
+
+_SCALARS: dict[type, tuple[tuple[type, ...], str]] = {
+    bool: ((bool,), "true or false"),
+    int: ((int,), "an integer"),
+    float: ((int, float), "a number"),
+    str: ((str,), "a string"),
+}
+
+
+def _coerce(kind: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(kind)
+    if dataclasses.is_dataclass(kind):
+        return build_dataclass(kind, value, where=f"{where}.")
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _coerce(inner, value, where)
+    if origin is Literal:
+        allowed = typing.get_args(kind)
+        if value not in allowed:
+            raise UserError(f"{where} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+        return value
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise UserError(f"{where} must be a mapping, got {value!r}")
+        return dict(value)
+    if kind in _SCALARS:
+        accepted, what = _SCALARS[kind]
+        # bool is an int in Python; keep true/false out of numbers and numbers out of flags
+        if isinstance(value, bool) != (kind is bool) or not isinstance(value, accepted):
+            raise UserError(f"{where} must be {what}, got {value!r}")
+        return float(value) if kind is float else value
+    raise TypeError(f"{where}: unsupported option type {kind!r}")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of options")
+    return data
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"override {text!r} must look like section.key=value")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise UserError(f"override {text!r}: value is not valid YAML: {exc}") from exc
+    return key.strip(), value
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    for part in reversed(dotted.split(".")):
+        value = {part: value}
+    return value
+
+
+def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        if not getattr(obj, name) > 0:
+            raise UserError(f"{_section(obj)}.{name} must be > 0, got {getattr(obj, name)}")
+
+
+def _non_negative(obj: Any, *names: str) -> None:
+    for name in names:
+        if not getattr(obj, name) >= 0:
+            raise UserError(f"{_section(obj)}.{name} must be >= 0, got {getattr(obj, name)}")
+
+
+def _section(obj: Any) -> str:
+    return {Stage1Config: "stage1", Stage2Config: "stage2"}.get(type(obj), type(obj).__name__)

@@ -1,0 +1,173 @@
+"""generate_labels: a dataset in, a uni-label for every clip of every split out.
+
+The one entry point used by `labelgen run`, the worker and the benchmark. It seeds every
+random source, runs stage 1 when the method needs representations, runs the method, checks
+the labels, and records provenance. Ground-truth uni-labels (when the file has them) are
+removed from the dataset before any method but `ground-truth` sees it; quality figures
+against them are computed only after the labels exist.
+"""
+
+import contextlib
+import platform
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import torch
+
+from labelgen.config import LabelgenConfig, config_from_dict, preset_for_dataset
+from labelgen.methods import all_clips, get_method
+from labelgen.stage1 import run_stage1
+from mugcore.data.hashing import dataset_hash
+from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS, MMSADataset
+from mugcore.metrics import unilabel_quality
+
+ProgressFn = Callable[[str, float, float | None], None]  # (stage, fraction, eta seconds)
+StopFn = Callable[[], bool]
+
+VERSIONED_PACKAGES = ("mug-unilabels", "torch", "numpy", "transformers", "h5py")
+
+
+class Cancelled(Exception):  # noqa: N818 -- the public name in docs/architecture.md
+    """should_stop() returned true: the run stopped and produced no labels."""
+
+
+@dataclass
+class LabelResult:
+    labels: dict[str, np.ndarray]  # clip_id, split, multimodal, text, audio, vision
+    provenance: dict[str, Any]
+    quality: dict[str, dict[str, dict[str, float]]] | None  # split -> modality -> figures
+
+
+def generate_labels(ds: MMSADataset, *, method: str,
+                    config: LabelgenConfig | Mapping[str, Any] | None = None, seed: int = 0,
+                    progress: ProgressFn | None = None,
+                    should_stop: StopFn | None = None) -> LabelResult:
+    """Uni-labels of `ds` by `method` (see labelgen.methods.METHODS)."""
+    spec = get_method(method)
+    config = resolve_config(ds, config)
+    visible = ds if spec.reads_truth else without_truth(ds)
+    timings: dict[str, float] = {}
+    stage1_info: dict[str, Any] | None = None
+    started = time.perf_counter()
+    with seeded(seed):
+        reps = None
+        if spec.needs_reps:
+            with _stage("stage1", progress, should_stop, timings) as tick:
+                reps = run_stage1(visible, config.stage1, seed=seed,
+                                  snapshots=spec.needs_snapshots, on_progress=tick)
+            stage1_info = reps.info
+        with _stage("stage2" if spec.needs_reps else method, progress, should_stop,
+                    timings) as tick:
+            generated = spec.run(visible, reps, config, seed, on_progress=tick)
+    timings["total_s"] = time.perf_counter() - started
+
+    clip_ids, splits = all_clips(ds)
+    multimodal = np.concatenate([np.asarray(ds.splits[s]["regression_labels"], np.float32)
+                                 for s in SPLITS])
+    labels = {"clip_id": clip_ids, "split": splits, "multimodal": multimodal}
+    for modality in MODALITIES:
+        values = np.asarray(generated[modality], dtype=np.float32)
+        if values.shape != multimodal.shape or not np.isfinite(values).all():
+            raise RuntimeError(f"method {method} gave {modality} labels of shape {values.shape} "
+                               f"or non-finite values; expected {multimodal.shape} finite")
+        labels[modality] = values
+    provenance = {
+        "method": method,
+        "options": config.to_dict(),
+        "seed": int(seed),
+        "versions": package_versions(),
+        "dataset_hash": dataset_hash(ds),
+        "dataset_attrs": {k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float)},
+        "label_bound": ds.label_bound,
+        "timings": timings,
+    }
+    if stage1_info is not None:
+        provenance["stage1"] = stage1_info
+    return LabelResult(labels=labels, provenance=provenance, quality=quality_of(ds, labels))
+
+
+def resolve_config(ds: MMSADataset,
+                   config: LabelgenConfig | Mapping[str, Any] | None) -> LabelgenConfig:
+    """A LabelgenConfig as is; a mapping or None on top of the dataset's preset."""
+    if isinstance(config, LabelgenConfig):
+        config.check()
+        return config
+    return config_from_dict(config or {}, preset=preset_for_dataset(ds.attrs, ds.label_bound))
+
+
+def without_truth(ds: MMSADataset) -> MMSADataset:
+    """The same dataset without per-modality ground truth (arrays shared, not copied)."""
+    hidden = set(TRUTH_KEYS.values())
+    return MMSADataset(splits={s: {k: v for k, v in split.items() if k not in hidden}
+                               for s, split in ds.splits.items()}, attrs=dict(ds.attrs))
+
+
+def quality_of(ds: MMSADataset,
+               labels: dict[str, np.ndarray]) -> dict[str, dict[str, dict[str, float]]] | None:
+    """Per split, uni-label MAE and correlation against ground truth, beside copy's."""
+    if not ds.has_truth:
+        return None
+    out = {}
+    for split in SPLITS:
+        rows = labels["split"] == split
+        truth = {m: ds.splits[split][TRUTH_KEYS[m]] for m in MODALITIES}
+        out[split] = unilabel_quality({m: labels[m][rows] for m in MODALITIES}, truth,
+                                      labels["multimodal"][rows])
+    return out
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed python, numpy and torch; deterministic torch kernels while inside.
+
+    Deterministic mode is switched on only where CUDA is present: the CPU kernels we use are
+    deterministic already, and the switch imports torch._inductor, which costs seconds.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if not torch.cuda.is_available():
+        yield
+        return
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled())
+    # warn_only: a kernel without a deterministic variant warns instead of failing the run
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+@contextlib.contextmanager
+def _stage(name: str, progress: ProgressFn | None, should_stop: StopFn | None,
+           timings: dict[str, float]) -> Iterator[Callable[[float], None]]:
+    started = time.perf_counter()
+
+    def tick(fraction: float) -> None:
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"cancelled during {name}")
+        if progress is not None:
+            elapsed = time.perf_counter() - started
+            eta = elapsed * (1 - fraction) / fraction if fraction > 0 else None
+            progress(name, fraction, eta)
+
+    tick(0.0)
+    yield tick
+    tick(1.0)
+    timings[f"{name}_s"] = time.perf_counter() - started

@@ -1,0 +1,265 @@
+"""Stage 1: pre-training of encoders, fusion, predictors and the CPM; then the cache.
+
+Loss per batch (DESIGN.md section 3):
+    L1(P_M(h_M), y_M) + sum_u [ L1(P_u(h_u), y_M) + L1(P_u(z_u), y_M) + lambda * L_cl^u ]
+with z_u = Phi_u(h_M) and L_cl^u = InfoNCE(z_u, sg(h_u)). Early stopping keeps the weights
+of the epoch with the lowest validation MAE of P_M.
+
+Cross-fitting (stage1.cross_fit_folds = K >= 2): the train split is cut into K folds (whole
+videos by default) and K models are trained, each on K-1 folds, all from the same
+initialisation. A train clip's representation comes from the model that never saw it;
+valid/test clip i takes model i mod K, so every split is a like mixture of the K models.
+Without it a train clip's representation echoes its own multimodal label, which leaves MUCN
+no independent evidence to correct it with.
+"""
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from labelgen.config import Stage1Config
+from labelgen.cpm import ContrastiveProjection
+from labelgen.representations import CachedReps, SplitReps
+from mugcore.data.batches import make_loader
+from mugcore.data.schema import MODALITIES, SPLITS, MMSADataset
+from mugcore.errors import UserError
+from mugcore.models.multimodal_net import MultimodalNet, NetConfig
+
+OnProgress = Callable[[float], None]
+EVAL_BATCH = 128
+
+
+class PretrainNet(nn.Module):
+    """MultimodalNet plus the CPM projectors."""
+
+    def __init__(self, *, net: NetConfig, projector_hidden: int, temperature: float) -> None:
+        super().__init__()
+        self.net = MultimodalNet(config=net)
+        self.cpm = ContrastiveProjection(fused_dim=net.fusion_dim,
+                                         unimodal_dims=net.unimodal_dims,
+                                         hidden=projector_hidden, temperature=temperature)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
+                                                              torch.Tensor,
+                                                              dict[str, torch.Tensor]]:
+        h = self.net.encode(batch)  # modality -> (B, d_u)
+        h_m = self.net.fuse(h)  # (B, d_M)
+        z = self.cpm(h_m)  # modality -> (B, d_u)
+        return h, h_m, z
+
+
+def stage1_loss(model: PretrainNet, batch: dict[str, torch.Tensor],
+                config: Stage1Config) -> torch.Tensor:
+    h, h_m, z = model(batch)
+    y = batch["y"]  # (B,)
+    predictors = model.net.predictors
+    loss = F.l1_loss(predictors["multimodal"](h_m), y)
+    contrastive = model.cpm.contrastive_losses(z, h) if config.contrastive else {}
+    for u in MODALITIES:
+        loss = loss + F.l1_loss(predictors[u](h[u]), y) + F.l1_loss(predictors[u](z[u]), y)
+        if u in contrastive:
+            loss = loss + config.contrastive_weight * contrastive[u]
+    return loss
+
+
+@torch.no_grad()
+def extract(model: PretrainNet, ds: MMSADataset, split: str,
+            indices: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every representation and prediction of the clips `indices` of `split` (all if None)."""
+    model.eval()
+    loader = make_loader(ds, split, batch_size=EVAL_BATCH, shuffle=False, indices=indices)
+    parts: dict[str, list[np.ndarray]] = {}
+    for batch in loader:
+        h, h_m, z = model(batch)
+        predictors = model.net.predictors
+        row = {"h_m": h_m, "pred_m": predictors["multimodal"](h_m)}
+        for u in MODALITIES:
+            row[f"h_{u}"] = h[u]
+            row[f"z_{u}"] = z[u]
+            row[f"pred_{u}"] = predictors[u](h[u])
+        for key, value in row.items():
+            parts.setdefault(key, []).append(value.numpy().astype(np.float32))
+    return {key: np.concatenate(value) for key, value in parts.items()}
+
+
+@dataclass
+class TrainRun:
+    model: PretrainNet
+    epochs: int
+    best_epoch: int
+    best_valid_mae: float  # the early-stopping figure at best_epoch
+    iterations: int
+    train_seconds: float
+    # per epoch, the representations of `snapshot_rows` of the train split
+    snapshots: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+
+def train_model(ds: MMSADataset, config: Stage1Config, net: NetConfig, *, seed: int,
+                train_rows: np.ndarray | None = None, snapshot_rows: np.ndarray | None = None,
+                on_batch: Callable[[], None] | None = None) -> TrainRun:
+    """Train one PretrainNet on `train_rows` of the train split, early-stopped on valid."""
+    torch.manual_seed(seed)  # the same initialisation for every fold
+    model = PretrainNet(net=net, projector_hidden=config.projector_hidden,
+                        temperature=config.temperature)
+    bert = [p for n, p in model.named_parameters() if ".bert." in n and p.requires_grad]
+    rest = [p for n, p in model.named_parameters() if ".bert." not in n and p.requires_grad]
+    groups = [{"params": rest, "lr": config.lr}]
+    if bert:
+        groups.append({"params": bert, "lr": config.bert_lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    loader = make_loader(ds, "train", batch_size=config.batch_size, shuffle=True, seed=seed,
+                         indices=train_rows)
+    valid_y = np.asarray(ds.splits["valid"]["regression_labels"], dtype=np.float64)
+    best_mae, best_state, best_epoch = float("inf"), None, 0
+    iterations, train_seconds, epoch = 0, 0.0, 0
+    snapshots: list[dict[str, np.ndarray]] = []
+    for epoch in range(1, config.max_epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        for batch in loader:
+            optimizer.zero_grad()
+            stage1_loss(model, batch, config).backward()
+            optimizer.step()
+            iterations += 1
+            if on_batch is not None:
+                on_batch()
+            if config.max_iterations and iterations >= config.max_iterations:
+                break
+        train_seconds += time.perf_counter() - started
+        valid_mae = validation_mae(extract(model, ds, "valid"), valid_y, config)
+        if snapshot_rows is not None:
+            snapshots.append(_snapshot(extract(model, ds, "train", snapshot_rows)))
+        if valid_mae < best_mae:
+            best_mae, best_epoch = valid_mae, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        if epoch - best_epoch >= config.patience or (
+                config.max_iterations and iterations >= config.max_iterations):
+            break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    return TrainRun(model=model, epochs=epoch, best_epoch=best_epoch, best_valid_mae=best_mae,
+                    iterations=iterations, train_seconds=train_seconds, snapshots=snapshots)
+
+
+def validation_mae(rows: dict[str, np.ndarray], y: np.ndarray, config: Stage1Config) -> float:
+    """The figure early stopping minimises (see Stage1Config.early_stopping)."""
+    keys = ["pred_m"] if config.early_stopping == "multimodal" else [
+        "pred_m", *(f"pred_{u}" for u in MODALITIES)]
+    return float(np.mean([np.abs(rows[k] - y).mean() for k in keys]))
+
+
+def _snapshot(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {"multimodal": rows["h_m"], **{u: rows[f"h_{u}"] for u in MODALITIES}}
+
+
+def fold_of_train_clips(ds: MMSADataset, config: Stage1Config, seed: int) -> np.ndarray:
+    """Fold number (0..K-1) of every train clip; videos stay whole when cross_fit_by=video."""
+    ids = np.asarray(ds.splits["train"]["id"]).astype(str)
+    units = (np.array([i.split("$_$")[0] for i in ids]) if config.cross_fit_by == "video"
+             else ids)
+    names, unit_of_clip = np.unique(units, return_inverse=True)
+    k = config.cross_fit_folds
+    if len(names) < k:
+        raise UserError(f"stage1.cross_fit_folds={k} needs at least {k} train "
+                        f"{config.cross_fit_by}s, the dataset has {len(names)}")
+    order = np.random.default_rng(seed).permutation(len(names))
+    fold_of_unit = np.empty(len(names), dtype=np.int64)
+    fold_of_unit[order] = np.arange(len(names)) % k
+    return fold_of_unit[unit_of_clip]
+
+
+def run_stage1(ds: MMSADataset, config: Stage1Config, *, seed: int, snapshots: bool = False,
+               on_progress: OnProgress | None = None) -> CachedReps:
+    """Pre-train (once, or K times when cross-fitting) and cache every representation."""
+    net = NetConfig.from_dataset(ds, **config.net)
+    n_train = ds.size("train")
+    k = config.cross_fit_folds
+    # Progress counts batches against the most a run can take; early stopping jumps ahead.
+    clips_per_run = n_train * (k - 1) // k if k else n_train
+    per_run = config.max_epochs * -(-clips_per_run // config.batch_size)
+    if config.max_iterations:
+        per_run = min(per_run, config.max_iterations)
+    planned = max(k, 1) * per_run
+    done = 0
+
+    def on_batch() -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(min(done / planned, 1.0))
+
+    started = time.perf_counter()
+    if not k:
+        run = train_model(ds, config, net, seed=seed,
+                          snapshot_rows=np.arange(n_train) if snapshots else None,
+                          on_batch=on_batch)
+        runs = [run]
+        rows = {s: extract(run.model, ds, s) for s in SPLITS}
+        train_snapshots = run.snapshots
+    else:
+        folds = fold_of_train_clips(ds, config, seed)
+        runs = []
+        rows = {}
+        held_out = [np.flatnonzero(folds == f) for f in range(k)]
+        for f in range(k):
+            runs.append(train_model(ds, config, net, seed=seed,
+                                    train_rows=np.flatnonzero(folds != f),
+                                    snapshot_rows=held_out[f] if snapshots else None,
+                                    on_batch=on_batch))
+        rows["train"] = _assemble([extract(r.model, ds, "train", held_out[f])
+                                   for f, r in enumerate(runs)], held_out, n_train)
+        for split in ("valid", "test"):
+            n = ds.size(split)
+            mine = [np.arange(f, n, k) for f in range(k)]
+            rows[split] = _assemble([extract(r.model, ds, split, mine[f])
+                                     for f, r in enumerate(runs)], mine, n)
+        train_snapshots = _assemble_snapshots(runs, held_out, n_train) if snapshots else []
+    info = {
+        "net": net.__dict__.copy(),
+        "runs": [{"epochs": r.epochs, "best_epoch": r.best_epoch,
+                  "best_valid_mae": r.best_valid_mae, "iterations": r.iterations,
+                  "train_seconds": r.train_seconds} for r in runs],
+        "seconds_per_iteration": sum(r.train_seconds for r in runs)
+        / max(sum(r.iterations for r in runs), 1),
+        "seconds": time.perf_counter() - started,
+    }
+    splits = {s: _split_reps(rows[s], ds, s) for s in SPLITS}
+    return CachedReps(splits=splits, bound=ds.label_bound, train_snapshots=train_snapshots,
+                      info=info)
+
+
+def _assemble(parts: list[dict[str, np.ndarray]], rows: list[np.ndarray],
+              n: int) -> dict[str, np.ndarray]:
+    """Scatter per-model extractions back to dataset order."""
+    out = {}
+    for key in parts[0]:
+        full = np.empty((n, *parts[0][key].shape[1:]), dtype=np.float32)
+        for part, idx in zip(parts, rows, strict=True):
+            full[idx] = part[key]
+        out[key] = full
+    return out
+
+
+def _assemble_snapshots(runs: list[TrainRun], held_out: list[np.ndarray],
+                        n_train: int) -> list[dict[str, np.ndarray]]:
+    """Epoch e's out-of-fold snapshot; a fold that stopped earlier repeats its last one."""
+    epochs = max(len(r.snapshots) for r in runs)
+    return [_assemble([r.snapshots[min(e, len(r.snapshots) - 1)] for r in runs], held_out,
+                      n_train) for e in range(epochs)]
+
+
+def _split_reps(rows: dict[str, np.ndarray], ds: MMSADataset, split: str) -> SplitReps:
+    return SplitReps(
+        h={u: rows[f"h_{u}"] for u in MODALITIES},
+        z={u: rows[f"z_{u}"] for u in MODALITIES},
+        h_m=rows["h_m"],
+        pred={u: rows[f"pred_{u}"] for u in MODALITIES},
+        pred_m=rows["pred_m"],
+        y=np.asarray(ds.splits[split]["regression_labels"], dtype=np.float32),
+    )

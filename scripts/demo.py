@@ -1,0 +1,162 @@
+"""The whole MUG flow end to end on this machine (what `make demo` runs).
+
+1. write a small SYNTHETIC MOSI-like dataset (known per-modality truth) to runs/demo/;
+2. start the API (`python -m api.main`) with one embedded worker on an embedded store;
+3. POST the dataset with generate=true (uni-label generation with `mug`, fast preset);
+4. follow the job with a progress bar;
+5. GET a few clips' uni-labels;
+6. run `trainer run` against the API (stage 3, fast preset);
+7. print the test metrics and the uni-label quality against the synthetic ground truth;
+8. stop the server.
+
+Sized to finish within minutes on 2 CPU cores. The numbers describe synthetic data only.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from tqdm import tqdm
+
+from mugcore.data.io import save_dataset
+from mugcore.data.synth import make_synthetic
+
+REPO = Path(__file__).resolve().parents[1]
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_api(store: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "api.main", "--store", str(store),
+                                 "--port", str(port), "--workers", "1"],
+                                cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"demo: the API server exited; see {log}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit(f"demo: the API server did not answer within 120 s; see {log}")
+
+
+def follow_job(client: httpx.Client, job_id: int) -> dict:
+    """Poll the job until it ends, showing its stage, progress and ETA."""
+    bar = tqdm(total=100, desc="label generation", unit="%", bar_format=(
+        "{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, {postfix}"))
+    try:
+        while True:
+            job = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
+            bar.n = round(100 * job["progress"])
+            eta = f", eta {job['eta_s']:.0f}s" if job.get("eta_s") is not None else ""
+            bar.set_postfix_str(f"{job['status']}: {job['stage'] or '-'}{eta}")
+            bar.refresh()
+            if job["status"] in TERMINAL:
+                return job
+            time.sleep(1.0)
+    finally:
+        bar.close()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workdir", type=Path, default=REPO / "runs" / "demo",
+                   help="where the dataset, store and run go (wiped first)")
+    p.add_argument("--clips", type=int, nargs=3, default=(200, 64, 64),
+                   metavar=("TRAIN", "VALID", "TEST"), help="synthetic split sizes")
+    p.add_argument("--method", default="mug", help="label generator of the job")
+    p.add_argument("--seeds", default="1", help="trainer seeds, e.g. 1,2,3")
+    args = p.parse_args()
+    started = time.monotonic()
+
+    work: Path = args.workdir
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    data = work / "synthetic_mosi.h5"
+    n_train, n_valid, n_test = args.clips
+    print(f"[1/8] writing a SYNTHETIC MOSI-like dataset ({n_train}/{n_valid}/{n_test} clips) "
+          f"to {data}")
+    save_dataset(make_synthetic("mosi", n_train=n_train, n_valid=n_valid, n_test=n_test,
+                                seed=0), data)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    print(f"[2/8] starting the API on {url} (store {work / 'store'}, log {work / 'api.log'})")
+    server = start_api(work / "store", port, work / "api.log")
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            print(f"[3/8] POST /v1/datasets?generate=true&method={args.method}&preset=fast")
+            with open(data, "rb") as f:
+                created = client.post("/v1/datasets", params={
+                    "name": "demo-mosi", "generate": "true", "method": args.method,
+                    "preset": "fast"}, files={"file": (data.name, f)}).raise_for_status().json()
+            print(f"      dataset {created['id']} ({created['n_clips']} clips), "
+                  f"job {created['job_id']}")
+
+            print("[4/8] following the job")
+            job = follow_job(client, created["job_id"])
+            if job["status"] != "succeeded":
+                print(f"demo: job {job['id']} {job['status']}: {job.get('error')}",
+                      file=sys.stderr)
+                return 1
+            label_set = client.get(f"/v1/label-sets/{job['label_set_id']}").json()
+            print(f"      label set {label_set['id']} ({label_set['method']})")
+
+            print("[5/8] GET a few uni-labels")
+            page = client.get(f"/v1/datasets/{created['id']}/labels",
+                              params={"limit": 3}).raise_for_status().json()
+            for row in page["items"]:
+                clip = client.get(f"/v1/labels/{row['clip_id']}").raise_for_status().json()
+                print(f"      {clip['clip_id']:>24} ({clip['split']}): multimodal "
+                      f"{clip['multimodal']:+.2f}  text {clip['text']:+.2f}  "
+                      f"audio {clip['audio']:+.2f}  vision {clip['vision']:+.2f}")
+
+        print("[6/8] trainer run against the API")
+        run_dir = work / "run"
+        # --data: the API serves labels; the features come from the local copy of the file.
+        subprocess.run([sys.executable, "-m", "trainer.cli", "run", "--store", url,
+                        "--dataset", "demo-mosi", "--label-set", str(label_set["id"]),
+                        "--data", str(data), "--config", "fast", "--seeds", args.seeds,
+                        "--threads", "1", "--out", str(run_dir)], cwd=REPO, check=True)
+        print_results(json.loads((run_dir / "metrics.json").read_text()))
+    finally:
+        print("[8/8] stopping the API server")
+        server.terminate()
+        server.wait(timeout=60)
+
+    print(f"done in {time.monotonic() - started:.0f} s; report: {run_dir / 'report.md'}")
+    return 0
+
+
+def print_results(result: dict) -> None:
+    print(f"[7/8] test metrics (SYNTHETIC data; {len(result['per_seed'])} seed(s)):")
+    for name, mean in result["test"]["mean"].items():
+        print(f"      {name:>14}: {mean:.4f} ± {result['test']['std'][name]:.4f}")
+    print("      uni-label quality on the train split against the synthetic ground truth:")
+    print(f"      {'modality':>10} {'MAE':>8} {'Corr':>7} {'copy MAE':>9} {'copy Corr':>10}")
+    for modality, q in (result.get("unilabel_quality") or {}).items():
+        print(f"      {modality:>10} {q['mae']:8.3f} {q['corr']:7.3f} {q['copy_mae']:9.3f} "
+              f"{q['copy_corr']:10.3f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

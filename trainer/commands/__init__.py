@@ -1,0 +1,1 @@
+"""The `trainer` subcommands, one module each."""

@@ -1,0 +1,192 @@
+"""`trainer run`: stage-3 multi-task training on the uni-labels of a label store."""
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mugcore.data.schema import MODALITIES, TRUTH_KEYS, MMSADataset
+from mugcore.metrics import unilabel_quality
+from trainer import distributed
+from trainer.config import PRESETS, TrainerConfig, load_config, parse_seeds
+from trainer.label_source import GROUND_TRUTH, LATEST, UniLabels, align_targets, open_source
+from trainer.recipe import Stage3Recipe, family_name
+from trainer.report import markdown_report, plot_curves, summarise, write_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run", help="train the multimodal task plus unimodal tasks on stored uni-labels",
+        description="Stage 3 of MUG: L = L1(P_M(h_M), y_M) + beta * sum_u L1(P_u(h_u), y_u). "
+                    "Pulls the uni-labels from a label store (API URL or local store), trains "
+                    "one model per seed, keeps the checkpoint with the best validation MAE and "
+                    "reports test metrics (mean and std over seeds). Runs unchanged under "
+                    "`torchrun --nproc_per_node N` (only rank 0 writes).")
+    p.add_argument("--store", required=True, metavar="DIR_OR_URL",
+                   help="label store: an API URL (http://host:port), a store directory, or a "
+                        "postgresql+psycopg:// URL (with --files)")
+    p.add_argument("--dataset", required=True, metavar="NAME_OR_ID",
+                   help="dataset in the store, by name or numeric id")
+    p.add_argument("--label-set", default=LATEST, metavar="ID|latest|ground-truth",
+                   help="uni-labels to train the unimodal tasks on: a label-set id, 'latest' "
+                        "(newest label set of the dataset; default) or 'ground-truth' (the "
+                        "dataset's own per-modality labels)")
+    p.add_argument("--config", metavar="PRESET|YAML",
+                   help=f"preset ({', '.join(PRESETS)}) or YAML file (default: the preset "
+                        "named by the dataset's 'preset' attribute, else built-in defaults)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config field after --config, e.g. --set epochs=5 or "
+                        "--set net.dropout=0 (repeatable)")
+    p.add_argument("--seeds", metavar="1,2,3", help="comma-separated seeds (overrides config)")
+    p.add_argument("--beta", type=float, metavar="B",
+                   help="weight of the unimodal tasks (overrides config); 0 trains the "
+                        "multimodal task alone (the 'no unimodal task' ablation)")
+    p.add_argument("--metrics", choices=("auto", "mosi", "sims"),
+                   help="metric family (default: from config, 'auto' = from the label bound)")
+    p.add_argument("--data", type=Path, metavar="FILE",
+                   help="local copy of the dataset (.h5 or MMSA .pkl) to take features from; "
+                        "its clip ids must match the store's")
+    p.add_argument("--token", help="bearer token for the API (default: $MUG_READ_TOKEN)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="where features downloaded from the API are cached (default ~/.cache/mug)")
+    p.add_argument("--files", metavar="DIR",
+                   help="HDF5 file root of a PostgreSQL store (with a postgresql:// --store)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="device (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="CPU threads per process (default 0: torch's choice; 1 is fastest "
+                        "for the small LSTM nets and on a busy machine)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoints in --out (finished seeds are kept)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="output directory: metrics.json, best.pt, report.md, curves.png, seed_*/")
+    p.set_defaults(func=cmd_run)
+
+
+def _config(args: argparse.Namespace, ds: MMSADataset) -> TrainerConfig:
+    preset = args.config or (ds.attrs.get("preset") if ds.attrs.get("preset") in PRESETS
+                             else None)
+    overrides = list(args.overrides)
+    if args.seeds:
+        overrides.append(f"seeds={parse_seeds(args.seeds)}")
+    if args.beta is not None:
+        overrides.append(f"beta={args.beta!r}")
+    if args.metrics:
+        overrides.append(f"metrics={args.metrics}")
+    return load_config(preset, overrides)
+
+
+def _train_targets(ds: MMSADataset, labels: UniLabels | None) -> dict[str, np.ndarray] | None:
+    return align_targets(ds, labels, "train") if labels is not None else None
+
+
+def _quality(ds: MMSADataset, targets: dict[str, np.ndarray] | None) -> dict[str, Any] | None:
+    """Uni-label quality on the train split against the dataset's ground truth, if any."""
+    if targets is None or not ds.has_truth:
+        return None
+    train = ds.splits["train"]
+    truth = {m: np.asarray(train[TRUTH_KEYS[m]]) for m in MODALITIES}
+    return unilabel_quality(targets, truth, np.asarray(train["regression_labels"]))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    distributed.set_threads(args.threads)
+    env = distributed.init(args.device)
+    try:
+        return _run(args, env)
+    finally:
+        distributed.shutdown(env)
+
+
+def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
+    source = open_source(args.store, args.dataset, data_file=args.data, token=args.token,
+                         cache_dir=args.cache_dir, files=args.files)
+    ds = source.load_dataset()
+    cfg = _config(args, ds)
+    # beta 0 trains no unimodal task; labels are then only read when named explicitly.
+    wants_labels = cfg.beta > 0 or args.label_set != LATEST
+    labels = source.load_labels(args.label_set, ds) if wants_labels else None
+    targets = _train_targets(ds, labels)
+    dataset_info = {**source.dataset_info(), "synthetic": bool(ds.attrs.get("synthetic")),
+                    "label_bound": ds.label_bound}
+    label_info = _label_info(labels, args.label_set)
+    meta = {"dataset": _plain(dataset_info), "label_set": _plain(label_info)}
+
+    out: Path = args.out
+    if env.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    runs, histories, recipes = [], {}, []
+    for seed in cfg.seeds:
+        recipe = Stage3Recipe(config=cfg, ds=ds, targets=targets, env=env, out_dir=out,
+                              seed=seed, meta=meta, progress=not args.no_progress)
+        recipe.setup(resume=args.resume)
+        state = recipe.train()
+        recipe.load_best()
+        runs.append({"seed": seed, "best_epoch": state.best_epoch,
+                     "epochs_trained": state.epoch,
+                     "seconds_per_iteration": state.seconds_per_iteration,
+                     "valid": recipe.evaluate("valid"), "test": recipe.evaluate("test")})
+        histories[seed] = state.history
+        recipes.append(recipe)
+    if not env.is_main:
+        return 0
+
+    best = min(runs, key=lambda r: r["valid"]["MAE"])
+    shutil.copyfile(out / f"seed_{best['seed']}" / "best.pt", out / "best.pt")
+    result = {
+        "dataset": meta["dataset"],
+        "label_set": meta["label_set"],
+        "config": cfg.to_dict(),
+        "net_config": _plain(vars(recipes[0].net_config)),
+        "metrics_family": family_name(cfg.metrics, ds.label_bound),
+        "world_size": env.world_size,
+        "seconds_per_iteration": float(np.mean([r["seconds_per_iteration"] for r in runs])),
+        "best_checkpoint": {"path": "best.pt", "seed": best["seed"]},
+        "per_seed": runs,
+        "valid": summarise([r["valid"] for r in runs]),
+        "test": summarise([r["test"] for r in runs]),
+        "unilabel_quality": _quality(ds, targets),
+        "histories": {str(k): v for k, v in histories.items()},
+    }
+    plot_curves(histories, out / "curves.png")
+    write_json(result, out / "metrics.json")
+    (out / "report.md").write_text(markdown_report(result))
+    _print_summary(result, out)
+    return 0
+
+
+def _label_info(labels: UniLabels | None, requested: str) -> dict[str, Any]:
+    if labels is None:
+        return {"id": None, "method": "none (beta = 0)"}
+    info = dict(labels.info)
+    info.setdefault("id", requested)
+    if requested == GROUND_TRUTH:
+        info["method"] = GROUND_TRUTH
+    return {k: info.get(k) for k in ("id", "method", "seed", "quality", "options") if k in info}
+
+
+def _plain(obj: Any) -> Any:
+    """JSON- and torch.load(weights_only)-safe copy: plain containers, str/int/float/bool."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, str | int | float | bool):
+        return obj
+    return str(obj)
+
+
+def _print_summary(result: dict[str, Any], out: Path) -> None:
+    test = result["test"]
+    print(f"test metrics over {len(result['per_seed'])} seed(s) "
+          f"({result['metrics_family']} family; uni-labels: {result['label_set'].get('method')}):")
+    for name, mean in test["mean"].items():
+        print(f"  {name:>14}: {mean:.4f} ± {test['std'][name]:.4f}")
+    print(f"wrote {out / 'metrics.json'}, {out / 'report.md'}, {out / 'curves.png'}, "
+          f"{out / 'best.pt'}", file=sys.stderr)
