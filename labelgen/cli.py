@@ -6,13 +6,16 @@ from collections.abc import Sequence
 from labelgen.commands import (
     data_commands,
     report_command,
+    run_command,
     store_commands,
     synth_command,
     worker_command,
 )
 from mugcore.cli import build_parser, run_cli
 
-COMMANDS = [data_commands, synth_command, report_command, store_commands, worker_command]
+COMMANDS = [
+    data_commands, synth_command, run_command, report_command, store_commands, worker_command,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

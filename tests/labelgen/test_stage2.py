@@ -93,8 +93,8 @@ def _losses(model: MUCN, z: torch.Tensor, y: torch.Tensor, alpha: float, h: torc
     grads, fast, after = meta_gradient(
         params, lambda p: l1_loss(model, p, h, y, y), lambda p: l1_loss(model, p, z, y, y),
         alpha=alpha, second_order=True)
-    before = float(l1_loss(model, params, z, y, y))
-    return before, float(after), {n: v.detach() for n, v in fast.items()}, grads
+    before = float(l1_loss(model, params, z, y, y).detach())
+    return before, float(after.detach()), {n: v.detach() for n, v in fast.items()}, grads
 
 
 def test_skip_rule_taken_accepts_the_inner_step() -> None:
