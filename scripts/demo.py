@@ -41,7 +41,9 @@ def free_port() -> int:
 def start_api(store: Path, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     with open(log, "wb") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "api.main", "--store", str(store),
+        # The console script a user would run, from the environment running this demo.
+        mug_api = str(Path(sys.executable).with_name("mug-api"))
+        proc = subprocess.Popen([mug_api, "--store", str(store),
                                  "--port", str(port), "--workers", "1"],
                                 cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -61,7 +63,7 @@ def start_api(store: Path, port: int, log: Path) -> subprocess.Popen:
 def follow_job(client: httpx.Client, job_id: int) -> dict:
     """Poll the job until it ends, showing its stage, progress and ETA."""
     bar = tqdm(total=100, desc="label generation", unit="%", bar_format=(
-        "{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, {postfix}"))
+        "{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed{postfix}"))
     try:
         while True:
             job = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
