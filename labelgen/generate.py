@@ -21,6 +21,7 @@ import torch
 
 from labelgen.config import LabelgenConfig, config_from_dict, preset_for_dataset
 from labelgen.methods import all_clips, get_method
+from labelgen.representations import CachedReps
 from labelgen.stage1 import run_stage1
 from mugcore.data.hashing import dataset_hash
 from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS, MMSADataset
@@ -41,6 +42,7 @@ class LabelResult:
     labels: dict[str, np.ndarray]  # clip_id, split, multimodal, text, audio, vision
     provenance: dict[str, Any]
     quality: dict[str, dict[str, dict[str, float]]] | None  # split -> modality -> figures
+    reps: CachedReps | None = None  # stage-1 representations, for methods that have them
 
 
 def generate_labels(ds: MMSADataset, *, method: str,
@@ -88,7 +90,8 @@ def generate_labels(ds: MMSADataset, *, method: str,
     }
     if stage1_info is not None:
         provenance["stage1"] = stage1_info
-    return LabelResult(labels=labels, provenance=provenance, quality=quality_of(ds, labels))
+    return LabelResult(labels=labels, provenance=provenance, quality=quality_of(ds, labels),
+                       reps=reps)
 
 
 def resolve_config(ds: MMSADataset,

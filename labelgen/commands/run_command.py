@@ -7,11 +7,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import h5py
 from tqdm import tqdm
 
 from labelgen.config import load_config, preset_for_dataset
 from labelgen.generate import LabelResult, generate_labels
 from labelgen.methods import METHODS
+from labelgen.report import write_representations
 from mugcore.data.io import load_dataset
 from mugcore.errors import UserError
 
@@ -49,6 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="directory of the store's HDF5 files (with a PostgreSQL --store)")
     p.add_argument("--dataset", metavar="NAME",
                    help="dataset name in the store (default: the data file's stem)")
+    p.add_argument("--save-representations", action="store_true",
+                   help="with --out FILE.h5: also store each clip's stage-1 unimodal and "
+                        "projected multimodal representations (for the t-SNE plot of "
+                        "`labelgen report`)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=cmd_run)
@@ -64,6 +70,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UserError(f"--out {args.out} exists; pass --force to overwrite it")
         if not args.out.parent.is_dir():
             raise UserError(f"--out directory {args.out.parent} does not exist")
+    if args.save_representations and (args.out is None or args.out.suffix.lower() == ".csv"):
+        raise UserError("--save-representations needs --out FILE.h5")
+    if args.save_representations and not METHODS[args.method].needs_reps:
+        raise UserError(f"--save-representations: method {args.method} has no stage 1")
     if (args.no_contrastive or args.no_multimodal_denoising) and args.method != "mug":
         raise UserError("--no-contrastive and --no-multimodal-denoising apply to --method mug")
     if not args.data.is_file():
@@ -97,7 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for bar in bars.values():
             bar.close()
     if args.out is not None:
-        write_labels(result, args.out)
+        write_labels(result, args.out, representations=args.save_representations,
+                     contrastive=config.stage1.contrastive)
         print(f"wrote {len(result.labels['clip_id'])} uni-labels to {args.out}")
     if args.store is not None:
         from storage import LabelStore
@@ -119,7 +130,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_labels(result: LabelResult, path: Path) -> None:
+def write_labels(result: LabelResult, path: Path, *, representations: bool = False,
+                 contrastive: bool = True) -> None:
     """CSV or label-set HDF5 by suffix, written under a temporary name and renamed."""
     temp = path.with_name(f".tmp-{uuid.uuid4().hex}{path.suffix}")
     try:
@@ -130,6 +142,10 @@ def write_labels(result: LabelResult, path: Path) -> None:
 
             meta: dict[str, Any] = {**result.provenance, "quality": result.quality}
             temp.write_bytes(encode_label_set(result.labels, meta))
+            if representations:
+                assert result.reps is not None, "the method gave no representations"
+                with h5py.File(temp, "a") as f:
+                    write_representations(f, result.reps, contrastive=contrastive)
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)

@@ -33,11 +33,15 @@ def test_mug_to_h5_with_provenance_and_store(tiny_mosi_h5: Path, tmp_path: Path,
     sets = [a for o in tiny_overrides for a in ("--set", o)]
     code = run("--data", str(tiny_mosi_h5), "--method", "mug", "--config", "configs/fast.yaml",
                *sets, "--seed", "4", "--out", str(out), "--no-progress",
-               "--store", str(tmp_path / "store"), "--dataset", "tiny")
+               "--save-representations", "--store", str(tmp_path / "store"),
+               "--dataset", "tiny")
     assert code == 0
     with h5py.File(out, "r") as f:
         meta = json.loads(f.attrs["meta"])
         assert f["text"].shape == (80,) and np.abs(f["audio"][()]).max() <= 3.0
+        reps = f["representations"]
+        assert reps.attrs["contrastive"] and reps["z_audio"].shape[0] == 80
+        assert reps["h_audio"].shape == reps["z_audio"].shape
     assert meta["method"] == "mug" and meta["seed"] == 4
     assert meta["options"]["stage2"]["epochs"] == 2 and "stage1_s" in meta["timings"]
     assert meta["quality"]["train"]["vision"]["copy_mae"] > 0
@@ -52,6 +56,8 @@ def test_mug_to_h5_with_provenance_and_store(tiny_mosi_h5: Path, tmp_path: Path,
     (["--method", "copy", "--out", "x.txt"], "--out must end in .csv"),
     (["--method", "copy"], "give --out FILE, --store DIR_OR_URL, or both"),
     (["--method", "copy", "--no-contrastive", "--out", "x.csv"], "apply to --method mug"),
+    (["--method", "mug", "--save-representations", "--out", "x.csv"], "needs --out FILE.h5"),
+    (["--method", "copy", "--save-representations", "--out", "x.h5"], "copy has no stage 1"),
     (["--method", "mug", "--set", "stage2.bogus=1", "--out", "x.csv"],
      "unknown option stage2.bogus"),
 ])
