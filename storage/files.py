@@ -22,6 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mugcore.data.io import fsync_path
 from storage.errors import NotFound
 
 LABEL_FORMAT = "mug-labelset"
@@ -29,14 +30,6 @@ LABEL_FORMAT_VERSION = 1
 LABEL_KEYS = ("clip_id", "split", "multimodal", "text", "audio", "vision")
 VALUE_KEYS = ("multimodal", "text", "audio", "vision")
 TEMP_PREFIX = ".tmp-"
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def encode_label_set(arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> bytes:
@@ -107,7 +100,7 @@ class PublishedFile:
         """The SQL commit failed: remove the file, then let go of the lock."""
         try:
             self.path.unlink(missing_ok=True)
-            fsync_dir(self.path.parent)
+            fsync_path(self.path.parent)
         finally:
             os.close(self._fd)
 
@@ -125,7 +118,7 @@ def write_locked(directory: Path, data: bytes, *, suffix: str = ".h5") -> Publis
             view = view[os.write(fd, view):]
         os.fsync(fd)
         os.rename(temp, final)
-        fsync_dir(directory)
+        fsync_path(directory)
     except BaseException:
         temp.unlink(missing_ok=True)
         os.close(fd)
@@ -179,5 +172,5 @@ def clean_stray_files(directory: Path, is_referenced: Callable[[Path], bool], *,
         finally:
             os.close(fd)
     if removed:
-        fsync_dir(directory)
+        fsync_path(directory)
     return removed
