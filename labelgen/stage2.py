@@ -9,6 +9,8 @@ Per batch and modality (DESIGN.md section 3):
   Otherwise phi <- phi - mu * grad_phi L_md(phi - alpha * grad L_ud(phi)), differentiating
   through the inner step (second order) or treating its gradient as a constant (first order).
 Without the multimodal denoising task (ablation) every step is the plain inner step.
+The three modalities' MUCNs are trained as one group (`MUCN(in_dim=[...])`): they see the
+same batch, and losses, gradients, skip decisions and updates stay per modality.
 """
 
 import time
@@ -31,15 +33,19 @@ LossFn = Callable[[Params], torch.Tensor]
 
 def l1_loss(model: nn.Module, params: Params, x: torch.Tensor, y_in: torch.Tensor,
             target: torch.Tensor) -> torch.Tensor:
-    """mean |model_params(x, y_in) - target| with the parameters given explicitly."""
-    return (functional_call(model, params, (x, y_in)) - target).abs().mean()
+    """mean |model_params(x, y_in) - target| over the batch (last) axis, one per group."""
+    return (functional_call(model, params, (x, y_in)) - target).abs().mean(-1)
 
 
 def inner_step(params: Params, inner_loss: LossFn, *, alpha: float,
                second_order: bool) -> Params:
-    """phi' = phi - alpha * grad L(phi); phi' keeps its graph back to phi when second order."""
+    """phi' = phi - alpha * grad L(phi); phi' keeps its graph back to phi when second order.
+
+    A grouped loss (one value per member of a MUCN group) is summed: the members share no
+    parameters, so each one's gradient is that of its own loss.
+    """
     names = list(params)
-    grads = torch.autograd.grad(inner_loss(params), [params[n] for n in names],
+    grads = torch.autograd.grad(inner_loss(params).sum(), [params[n] for n in names],
                                 create_graph=second_order)
     if not second_order:
         grads = tuple(g.detach() for g in grads)
@@ -52,22 +58,26 @@ def meta_gradient(params: Params, inner_loss: LossFn, outer_loss: LossFn, *, alp
     fast = inner_step(params, inner_loss, alpha=alpha, second_order=second_order)
     loss = outer_loss(fast)
     names = list(params)
-    grads = torch.autograd.grad(loss, [params[n] for n in names])
+    grads = torch.autograd.grad(loss.sum(), [params[n] for n in names])
     return dict(zip(names, grads, strict=True)), fast, loss
 
 
 @dataclass
 class StepOutcome:
-    inner_loss: float
-    skipped: bool
+    inner_loss: torch.Tensor  # () or (G,): the loss after the step's inner update
+    skipped: torch.Tensor  # bool, () or (G,): the skip rule accepted phi' (no bi-level update)
 
 
-def meta_step(model: MUCN, h: torch.Tensor, z: torch.Tensor, y: torch.Tensor, *,
-              sigma: float, sigma_test: float, config: Stage2Config,
-              generator: torch.Generator) -> StepOutcome:
-    """One stage-2 update of `model` in place on a batch (h, z: (B, d_u), y: (B,))."""
+def meta_step(model: nn.Module, h: torch.Tensor, z: torch.Tensor, y: torch.Tensor, *,
+              sigma: float | torch.Tensor, sigma_test: float | torch.Tensor,
+              config: Stage2Config, generator: torch.Generator) -> StepOutcome:
+    """One stage-2 update of `model` in place on a batch.
+
+    A single MUCN takes h, z: (B, d_u), y: (B,); a group of G MUCNs takes h, z: (G, B, d),
+    y: (G, B) and sigmas broadcastable to (G, B), and applies the skip rule per member.
+    """
     params = dict(model.named_parameters())
-    y_noisy = y + sigma * torch.randn(y.shape, generator=generator)  # (B,)
+    y_noisy = y + sigma * torch.randn(y.shape, generator=generator)  # like y
 
     def unimodal_denoising(p: Params) -> torch.Tensor:
         return l1_loss(model, p, h, y_noisy, y)
@@ -75,24 +85,26 @@ def meta_step(model: MUCN, h: torch.Tensor, z: torch.Tensor, y: torch.Tensor, *,
     if not config.multimodal_denoising:
         fast = inner_step(params, unimodal_denoising, alpha=config.inner_lr, second_order=False)
         _assign(params, fast)
-        return StepOutcome(inner_loss=float(unimodal_denoising(fast).detach()), skipped=True)
+        with torch.no_grad():
+            loss = unimodal_denoising(fast)
+        return StepOutcome(inner_loss=loss, skipped=torch.ones(loss.shape, dtype=torch.bool))
 
-    y_noisy_test = y + sigma_test * torch.randn(y.shape, generator=generator)  # (B,)
+    y_noisy_test = y + sigma_test * torch.randn(y.shape, generator=generator)  # like y
 
     def multimodal_denoising(p: Params) -> torch.Tensor:
         return l1_loss(model, p, z, y_noisy_test, y)
 
     with torch.no_grad():
-        before = float(multimodal_denoising(params))
+        before = multimodal_denoising(params)  # () or (G,)
     grads, fast, after = meta_gradient(params, unimodal_denoising, multimodal_denoising,
                                        alpha=config.inner_lr, second_order=config.second_order)
-    if config.skip_rule and float(after.detach()) < before:
-        _assign(params, fast)
-        return StepOutcome(inner_loss=float(after.detach()), skipped=True)
+    after = after.detach()
+    skip = after < before if config.skip_rule else torch.zeros(after.shape, dtype=torch.bool)
     with torch.no_grad():
         for name, param in params.items():
-            param -= config.meta_lr * grads[name]
-    return StepOutcome(inner_loss=float(after.detach()), skipped=False)
+            accept = skip.reshape(skip.shape + (1,) * (param.dim() - skip.dim()))
+            param.copy_(torch.where(accept, fast[name], param - config.meta_lr * grads[name]))
+    return StepOutcome(inner_loss=after, skipped=skip)
 
 
 def _assign(params: Params, values: Params) -> None:
@@ -104,7 +116,9 @@ def _assign(params: Params, values: Params) -> None:
 @dataclass
 class Stage2Result:
     labels: dict[str, dict[str, np.ndarray]]  # modality -> split -> (N,) uni-labels
-    info: dict[str, dict[str, float]]  # modality -> {skip_fraction, final_meta_loss, seconds}
+    # modality -> {skip_fraction, final_loss, seconds}; seconds is the whole stage (all
+    # modalities train together)
+    info: dict[str, dict[str, float]]
 
 
 def run_stage2(reps: CachedReps, config: Stage2Config, *, seed: int,
@@ -122,53 +136,53 @@ def run_stage2(reps: CachedReps, config: Stage2Config, *, seed: int,
 
 def _run_stage2(reps: CachedReps, config: Stage2Config, *, seed: int,
                 on_progress: Callable[[float], None] | None) -> Stage2Result:
-    bound = reps.bound
-    n_train = len(reps.splits["train"].y)
-    n_batches = -(-n_train // config.batch_size)
-    total_steps = len(MODALITIES) * config.epochs * n_batches
+    started = time.perf_counter()
+    train = reps.splits["train"]
+    n_train = len(train.y)
+    scales = {m: _Standardiser(train.h[m], enabled=config.normalise_reps) for m in MODALITIES}
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)  # MUCN initialisation
+        # the modalities' MUCNs as one group: one batched step trains all three
+        model = MUCN(in_dim=[train.h[m].shape[1] for m in MODALITIES], hidden=config.hidden,
+                     label_embed_dim=config.label_embed_dim, bound=reps.bound,
+                     output=config.output)
+
+    def inputs(split: str, kind: str) -> torch.Tensor:
+        return torch.stack([model.pad(scales[m](getattr(reps.splits[split], kind)[m]))
+                            for m in MODALITIES])  # (G, N, d)
+
+    h, z = inputs("train", "h"), inputs("train", "z")  # (G, N, d)
+    y = torch.as_tensor(train.y, dtype=torch.float32).expand(len(MODALITIES), -1)  # (G, N)
+    sigma = torch.tensor([[config.noise(m) * reps.bound] for m in MODALITIES])  # (G, 1)
+    sigma_test = (torch.full_like(sigma, config.meta_test_noise * reps.bound)
+                  if config.meta_test_noise is not None else sigma)
+    generator = torch.Generator().manual_seed(seed * 1000)
+    total_steps = config.epochs * -(-n_train // config.batch_size)
+    skipped = torch.zeros(len(MODALITIES))
+    last_loss = torch.full((len(MODALITIES),), float("nan"))
     done = 0
-    labels: dict[str, dict[str, np.ndarray]] = {}
-    info: dict[str, dict[str, float]] = {}
-    for m_index, modality in enumerate(MODALITIES):
-        started = time.perf_counter()
-        generator = torch.Generator().manual_seed(seed * 1000 + m_index)
-        scale = _Standardiser(reps.splits["train"].h[modality], enabled=config.normalise_reps)
-        train = reps.splits["train"]
-        h = scale(train.h[modality])  # (N, d_u)
-        z = scale(train.z[modality])  # (N, d_u)
-        y = torch.as_tensor(train.y, dtype=torch.float32)  # (N,)
-        with torch.random.fork_rng():
-            torch.manual_seed(seed * 1000 + m_index)  # MUCN initialisation
-            model = MUCN(in_dim=h.shape[1], hidden=config.hidden,
-                         label_embed_dim=config.label_embed_dim, bound=bound,
-                         output=config.output)
-        sigma = config.noise(modality) * bound
-        sigma_test = (config.meta_test_noise * bound if config.meta_test_noise is not None
-                      else sigma)
-        skipped = steps = 0
-        last_loss = float("nan")
-        model.train()
-        for _epoch in range(config.epochs):
-            order = torch.randperm(n_train, generator=generator)
-            for start in range(0, n_train, config.batch_size):
-                idx = order[start:start + config.batch_size]
-                outcome = meta_step(model, h[idx], z[idx], y[idx], sigma=sigma,
-                                    sigma_test=sigma_test, config=config, generator=generator)
-                skipped += outcome.skipped
-                steps += 1
-                last_loss = outcome.inner_loss
-                done += 1
-                if on_progress is not None:
-                    on_progress(done / total_steps)
-        model.eval()
-        with torch.no_grad():
-            labels[modality] = {
-                split: model(scale(reps.splits[split].h[modality]),
-                             torch.as_tensor(reps.splits[split].y, dtype=torch.float32)).numpy()
-                for split in SPLITS
-            }
-        info[modality] = {"skip_fraction": skipped / max(steps, 1), "final_loss": last_loss,
-                          "seconds": time.perf_counter() - started}
+    model.train()
+    for _epoch in range(config.epochs):
+        order = torch.randperm(n_train, generator=generator)
+        for start in range(0, n_train, config.batch_size):
+            idx = order[start:start + config.batch_size]
+            outcome = meta_step(model, h[:, idx], z[:, idx], y[:, idx], sigma=sigma,
+                                sigma_test=sigma_test, config=config, generator=generator)
+            skipped += outcome.skipped
+            last_loss = outcome.inner_loss
+            done += 1
+            if on_progress is not None:
+                on_progress(done / total_steps)
+    model.eval()
+    with torch.no_grad():
+        out = {split: model(inputs(split, "h"), torch.as_tensor(
+            reps.splits[split].y, dtype=torch.float32).expand(len(MODALITIES), -1)).numpy()
+            for split in SPLITS}  # split -> (G, N)
+    seconds = time.perf_counter() - started
+    labels = {m: {split: out[split][g] for split in SPLITS} for g, m in enumerate(MODALITIES)}
+    info = {m: {"skip_fraction": float(skipped[g]) / max(done, 1),
+                "final_loss": float(last_loss[g]), "seconds": seconds}
+            for g, m in enumerate(MODALITIES)}
     return Stage2Result(labels=labels, info=info)
 
 

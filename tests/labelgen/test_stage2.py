@@ -166,3 +166,54 @@ def test_run_stage2_labels_are_finite_bounded_and_deterministic(overrides: dict)
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     if not overrides.get("multimodal_denoising", True):
         assert all(first.info[m]["skip_fraction"] == 1.0 for m in MODALITIES)
+
+
+def _members_of(group: MUCN) -> list[MUCN]:
+    """Single MUCNs holding each group member's parameters (padding rows dropped)."""
+    members = []
+    for g, d in enumerate(group.in_dims):
+        single = MUCN(in_dim=d, hidden=group.mlp[2].weight.shape[1],
+                      label_embed_dim=group.label_embed[0].weight.shape[2], bound=group.bound,
+                      output=group.output)
+        with torch.no_grad():
+            for name, p in single.named_parameters():
+                value = group.get_parameter(name)[g]
+                if name == "mlp.0.weight":  # own features, then the label embedding
+                    value = torch.cat([value[:d], value[group.in_dim:]])
+                p.copy_(value)
+        members.append(single)
+    return members
+
+
+def test_group_is_its_members_with_padding_held_at_zero() -> None:
+    torch.manual_seed(0)
+    dims = [6, 3, 4]
+    group = MUCN(in_dim=dims, hidden=16, label_embed_dim=4, bound=3.0, output="plain")
+    assert group.mlp[0].weight.shape == (3, 6 + 4, 16)
+    # the padding rows of the 3-wide member
+    assert torch.count_nonzero(group.mlp[0].weight[1, 3:6]) == 0
+    xs = [torch.randn(32, d) for d in dims]
+    y = torch.tanh(torch.stack([x[:, 0] for x in xs])) * 2.5  # (3, 32)
+    h = torch.stack([group.pad(x) for x in xs])  # (3, 32, 6)
+    z = torch.stack([group.pad(-x if g == 1 else x) for g, x in enumerate(xs)])
+    members = _members_of(group)
+    out = group(h, y)
+    for g, single in enumerate(members):
+        torch.testing.assert_close(out[g], single(xs[g], y[g]))
+
+    # one grouped step = each member's own step, skip rule decided per member: member 1's
+    # projected representation disagrees with its unimodal one, so a large step overshoots
+    config = Stage2Config(inner_lr=2.0, meta_lr=0.01, meta_test_noise=0.0)
+    outcome = meta_step(group, h, z, y, sigma=0.0, sigma_test=0.0, config=config,
+                        generator=torch.Generator().manual_seed(0))
+    decisions = []
+    for g, single in enumerate(members):
+        zg = -xs[g] if g == 1 else xs[g]
+        own = meta_step(single, xs[g], zg, y[g], sigma=0.0, sigma_test=0.0, config=config,
+                        generator=torch.Generator().manual_seed(0))
+        decisions.append(bool(own.skipped))
+        for name, p in _members_of(group)[g].named_parameters():
+            torch.testing.assert_close(p, dict(single.named_parameters())[name])
+    assert outcome.skipped.tolist() == decisions
+    assert len(set(decisions)) == 2  # both branches of the skip rule were exercised
+    assert torch.count_nonzero(group.mlp[0].weight[1, 3:6]) == 0
