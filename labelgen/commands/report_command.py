@@ -3,8 +3,6 @@
 import argparse
 from pathlib import Path
 
-from labelgen.report import build_report
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -32,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    # t-SNE and plotting pull in scikit-learn and matplotlib: only load them when reporting.
+    from labelgen.report import build_report
+
     report = build_report(args.labels, out_dir=args.out, truth=args.truth, compare=args.compare)
     print(report.text)
     return 0

@@ -1,21 +1,24 @@
 """`labelgen run`: uni-labels for every clip of every split of a dataset file."""
 
+from __future__ import annotations
+
 import argparse
 import csv
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 from tqdm import tqdm
 
 from labelgen.config import load_config, preset_for_dataset
-from labelgen.generate import LabelResult, generate_labels
 from labelgen.methods import METHODS
-from labelgen.report import write_representations
 from mugcore.data.io import load_dataset
 from mugcore.errors import UserError
+
+if TYPE_CHECKING:
+    from labelgen.generate import LabelResult
 
 OUT_SUFFIXES = (".csv", ".h5", ".hdf5")
 COLUMNS = ("clip_id", "split", "multimodal", "text", "audio", "vision")
@@ -100,6 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         bar = bars[stage]
         bar.update(round(fraction * 1000) - bar.n)
 
+    from labelgen.generate import generate_labels  # torch: only when generating
+
     try:
         result = generate_labels(ds, method=args.method, config=config, seed=args.seed,
                                  progress=progress)
@@ -143,6 +148,8 @@ def write_labels(result: LabelResult, path: Path, *, representations: bool = Fal
             meta: dict[str, Any] = {**result.provenance, "quality": result.quality}
             temp.write_bytes(encode_label_set(result.labels, meta))
             if representations:
+                from labelgen.report import write_representations  # sklearn: only when asked
+
                 assert result.reps is not None, "the method gave no representations"
                 with h5py.File(temp, "a") as f:
                     write_representations(f, result.reps, contrastive=contrastive)
