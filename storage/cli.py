@@ -14,9 +14,9 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
              "a postgresql+psycopg://USER[:PASSWORD]@HOST:PORT/DB URL (then --files is needed); "
              "default: $MUG_STORE")
     parser.add_argument(
-        "--files", metavar="DIR", default=os.environ.get("MUG_STORE_FILES"),
+        "--files", metavar="DIR", default=os.environ.get("MUG_FILES"),
         help="directory for the HDF5 files of a PostgreSQL store, shared by every machine "
-             "using it; default: $MUG_STORE_FILES")
+             "using it; default: $MUG_FILES")
 
 
 def open_store(args: argparse.Namespace) -> LabelStore:
