@@ -24,16 +24,20 @@ import numpy as np
 
 from mugcore.data.io import fsync_path
 from storage.errors import NotFound
+from storage.uncertainty import UNCERTAINTY_KEYS, has_uncertainty
 
 LABEL_FORMAT = "mug-labelset"
-LABEL_FORMAT_VERSION = 1
+# 2: optional per-clip uncertainty arrays (storage.uncertainty); version 1 files still read.
+LABEL_FORMAT_VERSION = 2
 LABEL_KEYS = ("clip_id", "split", "multimodal", "text", "audio", "vision")
 VALUE_KEYS = ("multimodal", "text", "audio", "vision")
 TEMP_PREFIX = ".tmp-"
 
 
 def encode_label_set(arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> bytes:
-    """The HDF5 bytes of one label set; `arrays` in dataset position order."""
+    """The HDF5 bytes of one label set; `arrays` in dataset position order, with the nine
+    uncertainty arrays or none of them."""
+    uncertainty = UNCERTAINTY_KEYS if has_uncertainty(arrays) else ()
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as f:
         f.attrs["format"] = LABEL_FORMAT
@@ -45,21 +49,31 @@ def encode_label_set(arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> by
             f.create_dataset(key, data=np.char.encode(arrays[key].astype(str), "utf-8"))
         for key in VALUE_KEYS:
             f.create_dataset(key, data=arrays[key])
+        for key in uncertainty:
+            f.create_dataset(key, data=np.asarray(arrays[key], dtype=np.float32))
     return buffer.getvalue()
 
 
 def read_label_file(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of a label-set file; raises NotFound if it is gone (deleted meanwhile)."""
+    """All arrays of a label-set file (the uncertainty arrays too where it has them); raises
+    NotFound if it is gone (deleted meanwhile), OSError if it is not one this code can read."""
     try:
         # Published files never change, so HDF5's own file locks are not needed (and fail on
         # some network filesystems).
         with h5py.File(path, "r", locking=False) as f:
+            version = int(f.attrs.get("format_version", 1))
+            if version > LABEL_FORMAT_VERSION:
+                raise OSError(f"label-set file {path} has format version {version}; this "
+                              f"code reads up to {LABEL_FORMAT_VERSION} (upgrade mug-unilabels)")
             n = int(f.attrs["n_clips"])
-            out = {key: f[key][()] for key in LABEL_KEYS}
+            keys = LABEL_KEYS + tuple(k for k in UNCERTAINTY_KEYS if k in f)
+            out = {key: f[key][()] for key in keys}
     except FileNotFoundError as exc:
         raise NotFound(f"label-set file {path} is gone (deleted meanwhile?)") from exc
     for key in ("clip_id", "split"):
         out[key] = _decode_utf8(out[key])
+    if 0 < len(out) - len(LABEL_KEYS) < len(UNCERTAINTY_KEYS):
+        raise OSError(f"label-set file {path} is inconsistent: some uncertainty arrays missing")
     if any(len(v) != n for v in out.values()):
         raise OSError(f"label-set file {path} is inconsistent: lengths differ from n_clips={n}")
     return out

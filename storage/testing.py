@@ -56,3 +56,19 @@ def seeded_labels(clips: dict[str, np.ndarray], seed: int,
                   label_bound: float = 3.0) -> dict[str, np.ndarray]:
     """A full `labels` mapping for `publish_label_set` (clips from `clip_table`)."""
     return {**clips, **seeded_unilabels(len(clips["clip_id"]), seed, label_bound)}
+
+
+def seeded_uncertainty(unilabels: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """MADE-UP per-clip uncertainty arrays (`{m}_std`, `{m}_lower`, `{m}_upper`) around the given
+    uni-labels, a function of `seed` alone: valid for publishing, meaningless as estimates."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for m in ("text", "audio", "vision"):
+        n = len(unilabels[m])
+        std = rng.uniform(0.05, 0.8, n).astype(np.float32)
+        out[f"{m}_std"] = std
+        out[f"{m}_lower"] = (unilabels[m] - 1.645 * std * rng.uniform(0.5, 1.5, n)
+                             ).astype(np.float32)
+        out[f"{m}_upper"] = (unilabels[m] + 1.645 * std * rng.uniform(0.5, 1.5, n)
+                             ).astype(np.float32)
+    return out

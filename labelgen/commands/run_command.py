@@ -15,13 +15,18 @@ from tqdm import tqdm
 from labelgen.config import load_config, preset_for_dataset
 from labelgen.methods import METHODS
 from mugcore.data.io import load_dataset
+from mugcore.data.schema import MODALITIES
 from mugcore.errors import UserError
+from storage.uncertainty import has_uncertainty
 
 if TYPE_CHECKING:
     from labelgen.generate import LabelResult
 
 OUT_SUFFIXES = (".csv", ".h5", ".hdf5")
 COLUMNS = ("clip_id", "split", "multimodal", "text", "audio", "vision")
+# Written when the result carries per-clip uncertainty (see storage.uncertainty).
+UNCERTAINTY_COLUMNS = (*(f"{m}_std" for m in MODALITIES),
+                       *(f"{m}_{b}" for m in MODALITIES for b in ("lower", "upper")))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,8 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-multimodal-denoising", action="store_true",
                    help="ablation of mug: stage 2 without the meta-test (multimodal denoising)")
     p.add_argument("--out", type=Path, metavar="FILE",
-                   help="labels file: .csv (columns clip_id,split,multimodal,text,audio,vision) "
-                        "or .h5 (the same columns plus provenance)")
+                   help="labels file: .csv (columns clip_id,split,multimodal,text,audio,vision, "
+                        "then text_std,...,vision_upper where the method gives per-clip "
+                        "uncertainty) or .h5 (the same arrays plus provenance)")
     p.add_argument("--store", metavar="DIR_OR_URL",
                    help="also publish the labels to this label store (a directory, or a "
                         "postgresql+psycopg:// URL together with --files)")
@@ -160,9 +166,10 @@ def write_labels(result: LabelResult, path: Path, *, representations: bool = Fal
 
 def _write_csv(result: LabelResult, path: Path) -> None:
     labels = result.labels
+    columns = COLUMNS + (UNCERTAINTY_COLUMNS if has_uncertainty(labels) else ())
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(COLUMNS)
+        writer.writerow(columns)
         for i in range(len(labels["clip_id"])):
             writer.writerow([labels["clip_id"][i], labels["split"][i],
-                             *(f"{float(labels[c][i]):.9g}" for c in COLUMNS[2:])])
+                             *(f"{float(labels[c][i]):.9g}" for c in columns[2:])])
