@@ -1,9 +1,23 @@
 """The label store: dataset features and immutable label sets in HDF5 files, metadata and jobs
 in SQL (SQLite in a directory by default, PostgreSQL by URL). Start at `LabelStore.open`."""
 
+from typing import TYPE_CHECKING, Any
+
 from storage.errors import Conflict, IdempotencyConflict, JobLost, NotFound
 from storage.records import ClipLabels, DatasetInfo, JobInfo, JobLogLine, LabelSetInfo
-from storage.store import LabelStore
+
+if TYPE_CHECKING:
+    from storage.store import LabelStore
 
 __all__ = ["ClipLabels", "Conflict", "DatasetInfo", "IdempotencyConflict", "JobInfo", "JobLost",
            "JobLogLine", "LabelSetInfo", "LabelStore", "NotFound"]
+
+
+def __getattr__(name: str) -> Any:
+    # SQLAlchemy and Alembic load when a store is first used, not on `import storage` (which
+    # every CLI does to build its --help).
+    if name == "LabelStore":
+        from storage.store import LabelStore
+
+        return LabelStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,10 +1,15 @@
 """`--store` / `--files` options shared by every command that opens a label store."""
 
+from __future__ import annotations
+
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from mugcore.errors import UserError
-from storage.store import LabelStore
+
+if TYPE_CHECKING:  # SQLAlchemy loads when a store is opened, not for `labelgen --help`
+    from storage.store import LabelStore
 
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,4 +27,6 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
 def open_store(args: argparse.Namespace) -> LabelStore:
     if not args.store:
         raise UserError("--store: no label store given (pass --store DIR_OR_URL or set MUG_STORE)")
+    from storage.store import LabelStore
+
     return LabelStore.open(args.store, files=args.files)

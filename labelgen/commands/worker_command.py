@@ -2,9 +2,6 @@
 
 import argparse
 
-from api.settings import load_settings
-from labelgen.worker import run_worker
-
 # Flag dest -> Settings field; unset flags fall back to MUG_* variables, then the defaults.
 _FLAGS = {"store": "store", "files": "files", "poll_s": "poll_s",
           "stale_s": "job_stale_s", "stale_policy": "job_stale_policy",
@@ -40,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    settings = load_settings({field: getattr(args, dest) for dest, field in _FLAGS.items()})
+    # pydantic and the store's SQLAlchemy load when a worker starts, not for `labelgen --help`.
+    from labelgen.worker import run_worker
+    from labelgen.worker_settings import WorkerEnvSettings, settings_from
+
+    settings = settings_from(WorkerEnvSettings,
+                             {field: getattr(args, dest) for dest, field in _FLAGS.items()})
     return run_worker(settings.store, files=settings.files,
                       settings=settings.worker_settings(once=args.once))

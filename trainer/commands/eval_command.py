@@ -9,8 +9,6 @@ import numpy as np
 from mugcore.data.io import load_dataset
 from mugcore.data.schema import SPLITS
 from mugcore.errors import UserError
-from trainer import distributed
-from trainer.recipe import build_net, load_checkpoint, metric_fn, predict
 from trainer.report import write_json
 
 
@@ -39,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size: must be >= 1, got {args.batch_size}")
+    # torch and scikit-learn load only when the command runs, so that --help is quick.
+    from trainer import distributed
+    from trainer.recipe import build_net, load_checkpoint, metric_fn, predict
+
     ckpt = load_checkpoint(args.checkpoint)
     ds = load_dataset(args.data)
     splits = [s for s in SPLITS if s in ds.splits] if args.split == "all" else [args.split]

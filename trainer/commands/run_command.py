@@ -1,20 +1,22 @@
 """`trainer run`: stage-3 multi-task training on the uni-labels of a label store."""
 
+from __future__ import annotations
+
 import argparse
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mugcore.data.schema import MODALITIES, TRUTH_KEYS, MMSADataset
-from mugcore.metrics import unilabel_quality
-from trainer import distributed
 from trainer.config import PRESETS, TrainerConfig, load_config, parse_seeds
 from trainer.label_source import GROUND_TRUTH, LATEST, UniLabels, align_targets, open_source
-from trainer.recipe import Stage3Recipe, family_name
 from trainer.report import markdown_report, plot_curves, summarise, write_json
+
+if TYPE_CHECKING:  # torch and scikit-learn load only when a command runs (fast --help)
+    from trainer import distributed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -88,12 +90,16 @@ def _quality(ds: MMSADataset, targets: dict[str, np.ndarray] | None) -> dict[str
     """Uni-label quality on the train split against the dataset's ground truth, if any."""
     if targets is None or not ds.has_truth:
         return None
+    from mugcore.metrics import unilabel_quality
+
     train = ds.splits["train"]
     truth = {m: np.asarray(train[TRUTH_KEYS[m]]) for m in MODALITIES}
     return unilabel_quality(targets, truth, np.asarray(train["regression_labels"]))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from trainer import distributed
+
     distributed.set_threads(args.threads)
     env = distributed.init(args.device)
     try:
@@ -103,6 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
+    from trainer.recipe import Stage3Recipe, family_name
+
     source = open_source(args.store, args.dataset, data_file=args.data, token=args.token,
                          cache_dir=args.cache_dir, files=args.files)
     ds = source.load_dataset()
