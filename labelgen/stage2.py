@@ -9,12 +9,15 @@ Per batch and modality (DESIGN.md section 3):
   Otherwise phi <- phi - mu * grad_phi L_md(phi - alpha * grad L_ud(phi)), differentiating
   through the inner step (second order) or treating its gradient as a constant (first order).
 Without the multimodal denoising task (ablation) every step is the plain inner step.
-The three modalities' MUCNs are trained as one group (`MUCN(in_dim=[...])`): they see the
-same batch, and losses, gradients, skip decisions and updates stay per modality.
+The MUCNs are trained as one group (`MUCN(in_dim=[...])`): every member sees the same batch,
+and losses, gradients, skip decisions and updates stay per member. A member is a modality and
+its label noise (`Member`); by default one per modality with the configured noise, and the
+noise selection of labelgen/selection.py asks for several noise levels per modality at once,
+which costs little more than one, since a step of this tiny network is mostly overhead.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,53 +116,74 @@ def _assign(params: Params, values: Params) -> None:
             param.copy_(values[name])
 
 
+@dataclass(frozen=True)
+class Member:
+    """One MUCN of the group: a modality and its meta-train label noise (a fraction of H)."""
+
+    modality: str
+    noise: float
+
+
+def default_members(config: Stage2Config) -> list[Member]:
+    return [Member(m, config.noise(m)) for m in MODALITIES]
+
+
 @dataclass
 class Stage2Result:
-    labels: dict[str, dict[str, np.ndarray]]  # modality -> split -> (N,) uni-labels
-    # modality -> {skip_fraction, final_loss, seconds}; seconds is the whole stage (all
-    # modalities train together)
-    info: dict[str, dict[str, float]]
+    labels: dict[Member, dict[str, np.ndarray]]  # member -> split -> (N,) uni-labels
+    # member -> {skip_fraction, final_loss}; seconds: the whole stage (members train together)
+    info: dict[Member, dict[str, float]]
+    seconds: float
+
+    def of(self, modality: str) -> dict[str, np.ndarray]:
+        """The labels of the modality's only member."""
+        (member,) = [m for m in self.labels if m.modality == modality]
+        return self.labels[member]
 
 
 def run_stage2(reps: CachedReps, config: Stage2Config, *, seed: int,
+               members: Sequence[Member] | None = None,
                on_progress: Callable[[float], None] | None = None) -> Stage2Result:
-    """Meta-learn a MUCN per modality on `reps` and emit uni-labels for every split."""
+    """Meta-learn one MUCN per member on `reps` and emit uni-labels for every split."""
+    members = list(members) if members is not None else default_members(config)
+    assert members and len(set(members)) == len(members), "members must be distinct"
     threads = torch.get_num_threads()
     # MUCN's matrices are tiny: a second thread only adds synchronisation, and on a busy
     # machine its spin-waits made stage 2 about 20 times slower.
     torch.set_num_threads(1)
     try:
-        return _run_stage2(reps, config, seed=seed, on_progress=on_progress)
+        return _run_stage2(reps, config, members, seed=seed, on_progress=on_progress)
     finally:
         torch.set_num_threads(threads)
 
 
-def _run_stage2(reps: CachedReps, config: Stage2Config, *, seed: int,
+def _run_stage2(reps: CachedReps, config: Stage2Config, members: list[Member], *, seed: int,
                 on_progress: Callable[[float], None] | None) -> Stage2Result:
     started = time.perf_counter()
     train = reps.splits["train"]
     n_train = len(train.y)
+    groups = len(members)
     scales = {m: _Standardiser(train.h[m], enabled=config.normalise_reps) for m in MODALITIES}
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # MUCN initialisation
-        # the modalities' MUCNs as one group: one batched step trains all three
-        model = MUCN(in_dim=[train.h[m].shape[1] for m in MODALITIES], hidden=config.hidden,
-                     label_embed_dim=config.label_embed_dim, bound=reps.bound,
-                     output=config.output)
+        model = MUCN(in_dim=[train.h[m.modality].shape[1] for m in members],
+                     hidden=config.hidden, label_embed_dim=config.label_embed_dim,
+                     bound=reps.bound, output=config.output)
 
     def inputs(split: str, kind: str) -> torch.Tensor:
-        return torch.stack([model.pad(scales[m](getattr(reps.splits[split], kind)[m]))
-                            for m in MODALITIES])  # (G, N, d)
+        arrays = getattr(reps.splits[split], kind)
+        padded = {m: model.pad(scales[m](arrays[m])) for m in MODALITIES}
+        return torch.stack([padded[m.modality] for m in members])  # (G, N, d)
 
     h, z = inputs("train", "h"), inputs("train", "z")  # (G, N, d)
-    y = torch.as_tensor(train.y, dtype=torch.float32).expand(len(MODALITIES), -1)  # (G, N)
-    sigma = torch.tensor([[config.noise(m) * reps.bound] for m in MODALITIES])  # (G, 1)
+    y = torch.as_tensor(train.y, dtype=torch.float32).expand(groups, -1)  # (G, N)
+    sigma = torch.tensor([[m.noise * reps.bound] for m in members])  # (G, 1)
     sigma_test = (torch.full_like(sigma, config.meta_test_noise * reps.bound)
                   if config.meta_test_noise is not None else sigma)
     generator = torch.Generator().manual_seed(seed * 1000)
     total_steps = config.epochs * -(-n_train // config.batch_size)
-    skipped = torch.zeros(len(MODALITIES))
-    last_loss = torch.full((len(MODALITIES),), float("nan"))
+    skipped = torch.zeros(groups)
+    last_loss = torch.full((groups,), float("nan"))
     done = 0
     model.train()
     for _epoch in range(config.epochs):
@@ -176,14 +200,12 @@ def _run_stage2(reps: CachedReps, config: Stage2Config, *, seed: int,
     model.eval()
     with torch.no_grad():
         out = {split: model(inputs(split, "h"), torch.as_tensor(
-            reps.splits[split].y, dtype=torch.float32).expand(len(MODALITIES), -1)).numpy()
+            reps.splits[split].y, dtype=torch.float32).expand(groups, -1)).numpy()
             for split in SPLITS}  # split -> (G, N)
-    seconds = time.perf_counter() - started
-    labels = {m: {split: out[split][g] for split in SPLITS} for g, m in enumerate(MODALITIES)}
+    labels = {m: {split: out[split][g] for split in SPLITS} for g, m in enumerate(members)}
     info = {m: {"skip_fraction": float(skipped[g]) / max(done, 1),
-                "final_loss": float(last_loss[g]), "seconds": seconds}
-            for g, m in enumerate(MODALITIES)}
-    return Stage2Result(labels=labels, info=info)
+                "final_loss": float(last_loss[g])} for g, m in enumerate(members)}
+    return Stage2Result(labels=labels, info=info, seconds=time.perf_counter() - started)
 
 
 class _Standardiser:

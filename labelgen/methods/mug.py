@@ -18,4 +18,4 @@ from mugcore.data.schema import MODALITIES, MMSADataset
 def generate(ds: MMSADataset, reps: CachedReps, config: LabelgenConfig, seed: int, *,
              on_progress: Callable[[float], None] | None = None) -> dict[str, np.ndarray]:
     result = run_stage2(reps, config.stage2, seed=seed, on_progress=on_progress)
-    return {m: concat_splits(result.labels[m], ds, f"mug labels for {m}") for m in MODALITIES}
+    return {m: concat_splits(result.of(m), ds, f"mug labels for {m}") for m in MODALITIES}

@@ -11,7 +11,7 @@ Generative story (H is the label bound: 3 for mosi/mosei, 1 for sims; r = s / H)
    speakers, as MMSA's do. A speaker has a mean sentiment mu ~ N(0, 0.35); each clip draws a
    shared sentiment g = mu + N(0, 0.45). Each modality deviates from it:
    r_u = clip(g + N(0, sd_u), -1, 1), with sd = 0.2 for text and 0.4 for audio and vision.
-2. A fixed fraction of speakers (FLAT_FRACTION, drawn independently for the two) has a flat
+2. A fixed fraction of speakers (`flat_fraction`, drawn independently for the two) has a flat
    voice (r_a shrunk to FLAT_SCALE * r_a, near 0) or a neutral face (r_v likewise), whatever
    they say. The ground truth s_u = H * r_u is stored under the SIMS keys
    regression_labels_T/_A/_V.
@@ -36,11 +36,19 @@ Generative story (H is the label bound: 3 for mosi/mosei, 1 for sims; r = s / H)
    single frame tells little about r (ridge on one frame: r ~ 0.35 on mosi audio); the
    temporal shape tells much (an LSTM on mosi audio reaches r ~ 0.87 against the truth).
 
-The same (preset, sizes, seed) gives the same dataset bit for bit; the embedding table, the
-sentiment direction and the channel mixing matrices are fixed per preset, not per seed, as a
-real feature extractor would be.
+Every constant above is a knob of `World` (defaults: the story as told); the robustness suite
+(bench/bench_robustness.py) varies them: how much each modality departs from the shared
+sentiment, how strongly its features carry it (`signal`), how y_M mixes the modalities, label
+rounding and annotator noise, feature noise, and an `echo` modality whose sentiment is exactly
+the mix of the other two, so that it carries nothing beyond what y_M already says.
+
+The same (preset, sizes, world, seed) gives the same dataset bit for bit; the embedding table,
+the sentiment direction and the channel mixing matrices are fixed per preset, not per seed, as
+a real feature extractor would be.
 """
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -69,19 +77,52 @@ PRESETS = {
     "sims": Preset(1.0, 39, 33, 709, 55, (1368, 456, 457)),
 }
 
+
+@dataclass(frozen=True, kw_only=True)
+class World:
+    """The knobs of the generative story (module doc); the defaults tell the story as written."""
+
+    # text, audio, vision share of the multimodal label, and how much it varies per clip
+    weights: tuple[float, float, float] = (0.5, 0.25, 0.25)
+    weight_concentration: float = 20.0
+    # sd of each modality's departure from the shared sentiment (r units)
+    deviation_sd: tuple[float, float, float] = (0.2, 0.4, 0.4)
+    # how strongly each modality's features carry its own sentiment (1: as told; 0: not at all)
+    signal: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    echo: str | None = None  # a modality whose sentiment is the y_M mix of the other two
+    flat_fraction: float = 0.25
+    annotator_sd: float = 0.1  # in units of H
+    label_step: float = 0.2  # y_M is rounded to this grid (0: not rounded)
+    track_noise_sd: float = 0.5
+    channel_noise_sd: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in ("weights", "deviation_sd", "signal"):
+            value = getattr(self, name)
+            if len(value) != 3 or min(value) < 0:
+                raise UserError(f"world.{name}: three non-negative numbers, got {value!r}")
+        if not sum(self.weights) > 0:
+            raise UserError("world.weights: must not all be zero")
+        if self.echo is not None and self.echo not in MODALITY_ORDER:
+            raise UserError(f"world.echo: one of {MODALITY_ORDER} or null, got {self.echo!r}")
+        for name in ("weight_concentration", "flat_fraction", "annotator_sd", "label_step",
+                     "track_noise_sd", "channel_noise_sd"):
+            if not getattr(self, name) >= 0:
+                raise UserError(f"world.{name}: must be >= 0, got {getattr(self, name)!r}")
+
+    def changes(self) -> dict[str, Any]:
+        """The knobs that differ from the default world."""
+        default = World()
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(default, f.name)}
+
+
+MODALITY_ORDER = ("text", "audio", "vision")
 TEXT_DIM = 768
-LABEL_STEP = 0.2
-MODALITY_WEIGHTS = (0.5, 0.25, 0.25)  # text, audio, vision share of the multimodal label
-WEIGHT_CONCENTRATION = 20.0
-DEVIATION_SD = {"text": 0.2, "audio": 0.4, "vision": 0.4}
-FLAT_FRACTION = 0.25
 FLAT_SCALE = 0.1
-ANNOTATOR_SD = 0.1  # in units of H
 MIN_SEQ_LEN = 10
 CLIPS_PER_VIDEO = (4, 16)  # half-open range
 TEXT_SENTIMENT_GAIN = 0.25
-TRACK_NOISE_SD = 0.5
-CHANNEL_NOISE_SD = 0.3
 SPEAKER_OFFSET_SD = 0.7
 CHUNK = 2048  # clips per feature chunk: bounds temporary memory on mosei
 FIXED_SEED = 20240517  # seeds what stays the same across dataset seeds
@@ -94,7 +135,7 @@ DESCRIPTION = (
 
 
 def make_synthetic(preset: str, *, n_train: int, n_valid: int, n_test: int, seed: int,
-                   progress: bool = False) -> MMSADataset:
+                   world: World | None = None, progress: bool = False) -> MMSADataset:
     """A synthetic dataset shaped like `preset` ('mosi', 'mosei', 'sims'); see the module doc."""
     if preset not in PRESETS:
         raise UserError(f"preset: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
@@ -105,14 +146,15 @@ def make_synthetic(preset: str, *, n_train: int, n_valid: int, n_test: int, seed
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise UserError(f"seed: must be a non-negative integer, got {seed!r}")
     p = PRESETS[preset]
+    world = world or World()
     rng = np.random.default_rng(seed)
     fixed = np.random.default_rng([FIXED_SEED, sorted(PRESETS).index(preset)])
     mix = {"audio": _mixing_matrix(p.audio_dim, fixed),
            "vision": _mixing_matrix(p.vision_dim, fixed)}
 
     clips = _clip_structure(preset, sizes, rng)
-    r = _latent_sentiments(clips["video"], rng)
-    y = _multimodal_labels(r, p.label_bound, rng)
+    r = _latent_sentiments(clips["video"], world, rng)
+    y = _multimodal_labels(r, p.label_bound, world, rng)
     raw_text = compose_transcripts(r["text"], rng)
     text_bert = _tokenize(raw_text, p.text_len)
     n_videos = int(clips["video"].max()) + 1
@@ -136,17 +178,19 @@ def make_synthetic(preset: str, *, n_train: int, n_valid: int, n_test: int, seed
             for c in range(0, n, CHUNK):
                 cs = slice(c, min(c + CHUNK, n))
                 gs = slice(sl.start + cs.start, sl.start + cs.stop)
-                out["text"][cs] = _text_features(text_bert[gs], r["text"][gs])
+                out["text"][cs] = _text_features(text_bert[gs], world.signal[0] * r["text"][gs])
                 spk = clips["video"][gs]
                 for m in ("audio", "vision"):
                     out[m][cs] = _sequence_features(
-                        r[m][gs], out[f"{m}_lengths"][cs], offsets[m][spk], rhythm[spk],
-                        mix[m], p.seq_len, rng)
+                        world.signal[MODALITY_ORDER.index(m)] * r[m][gs],
+                        out[f"{m}_lengths"][cs], offsets[m][spk], rhythm[spk], mix[m],
+                        p.seq_len, world, rng)
                 bar.update(cs.stop - cs.start)
             splits[split] = out
 
     attrs = {"synthetic": True, "description": DESCRIPTION.format(preset=preset, seed=seed),
-             "preset": preset, "seed": int(seed), "label_bound": p.label_bound}
+             "preset": preset, "seed": int(seed), "label_bound": p.label_bound,
+             "world": json.dumps(world.changes(), sort_keys=True)}
     return MMSADataset(splits=splits, attrs=attrs)
 
 
@@ -171,28 +215,40 @@ def _clip_structure(preset: str, sizes: dict[str, int],
     return {"video": v, "clip": c, "id": ids}
 
 
-def _latent_sentiments(video: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _latent_sentiments(video: np.ndarray, world: World,
+                       rng: np.random.Generator) -> dict[str, np.ndarray]:
     """r_u in [-1, 1] per clip and modality (step 1-2 of the module doc)."""
     n_videos = int(video.max()) + 1
     mu = rng.normal(0.0, 0.35, n_videos)
-    flat = {"audio": rng.random(n_videos) < FLAT_FRACTION,
-            "vision": rng.random(n_videos) < FLAT_FRACTION}
+    flat = {"audio": rng.random(n_videos) < world.flat_fraction,
+            "vision": rng.random(n_videos) < world.flat_fraction}
     shared = mu[video] + rng.normal(0.0, 0.45, len(video))
     r = {}
-    for m, sd in DEVIATION_SD.items():
+    for m, sd in zip(MODALITY_ORDER, world.deviation_sd, strict=True):
         r[m] = np.clip(shared + rng.normal(0.0, sd, len(video)), -1.0, 1.0)
         if m in flat:
             r[m] = np.where(flat[m][video], FLAT_SCALE * r[m], r[m])
+    if world.echo is not None:
+        others = [i for i, m in enumerate(MODALITY_ORDER) if m != world.echo]
+        w = np.array(world.weights)[others]
+        w = w / w.sum() if w.sum() > 0 else np.full(2, 0.5)
+        r[world.echo] = sum(wi * r[MODALITY_ORDER[i]] for wi, i in zip(w, others, strict=True))
     return r
 
 
-def _multimodal_labels(r: dict[str, np.ndarray], bound: float,
+def _multimodal_labels(r: dict[str, np.ndarray], bound: float, world: World,
                        rng: np.random.Generator) -> np.ndarray:
     n = len(r["text"])
-    w = rng.dirichlet(WEIGHT_CONCENTRATION * np.array(MODALITY_WEIGHTS), n)  # (N, 3)
-    mixed = bound * (w * np.stack([r["text"], r["audio"], r["vision"]], axis=1)).sum(1)
-    noisy = mixed + rng.normal(0.0, ANNOTATOR_SD * bound, n)
-    return np.clip(np.round(noisy / LABEL_STEP) * LABEL_STEP, -bound, bound)
+    shares = np.array(world.weights) / sum(world.weights)
+    if world.weight_concentration > 0:
+        w = rng.dirichlet(world.weight_concentration * np.maximum(shares, 1e-3), n)  # (N, 3)
+    else:
+        w = np.broadcast_to(shares, (n, 3))
+    mixed = bound * (w * np.stack([r[m] for m in MODALITY_ORDER], axis=1)).sum(1)
+    noisy = mixed + rng.normal(0.0, world.annotator_sd * bound, n)
+    if world.label_step > 0:
+        noisy = np.round(noisy / world.label_step) * world.label_step
+    return np.clip(noisy, -bound, bound)
 
 
 def _split_labels(clips: dict[str, np.ndarray], r: dict[str, np.ndarray], y: np.ndarray,
@@ -270,7 +326,7 @@ def _mixing_matrix(dim: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _sequence_features(r: np.ndarray, lengths: np.ndarray, offsets: np.ndarray,
-                       rhythm: np.ndarray, mix: np.ndarray, seq_len: int,
+                       rhythm: np.ndarray, mix: np.ndarray, seq_len: int, world: World,
                        rng: np.random.Generator) -> np.ndarray:
     """(n, seq_len, D) features carrying r through their temporal shape (step 5)."""
     n = len(r)
@@ -289,9 +345,10 @@ def _sequence_features(r: np.ndarray, lengths: np.ndarray, offsets: np.ndarray,
         walk,
     ], axis=-1).astype(np.float32)  # (n, L, 6)
     # Noise on the tracks bounds what any number of channels can reveal about r.
-    tracks += rng.standard_normal(tracks.shape, dtype=np.float32) * np.float32(TRACK_NOISE_SD)
+    tracks += (rng.standard_normal(tracks.shape, dtype=np.float32)
+               * np.float32(world.track_noise_sd))
     x = tracks @ mix  # (n, L, D)
     x += offsets[:, None, :]
-    x += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(CHANNEL_NOISE_SD)
+    x += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(world.channel_noise_sd)
     x *= (t < lengths[:, None])[..., None]
     return x
