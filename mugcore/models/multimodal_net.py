@@ -39,6 +39,9 @@ class NetConfig:
     fusion_hidden: int = 64
     predictor_hidden: int = 32
     dropout: float = 0.1
+    # (choice) audio/vision encoders read each clip's frames minus their mean and keep the
+    # mean as a feature (mugcore.models.sequence_encoder); False: the raw frames
+    centre_sequences: bool = True
 
     def __post_init__(self) -> None:
         if self.text_encoder not in TEXT_ENCODERS:
@@ -94,11 +97,11 @@ class MultimodalNet(nn.Module):
             "text": text,
             "audio": SequenceEncoder(
                 in_dim=c.audio_in_dim, hidden=c.audio_hidden, out_dim=c.audio_dim,
-                dropout=c.dropout,
+                dropout=c.dropout, centre=c.centre_sequences,
             ),
             "vision": SequenceEncoder(
                 in_dim=c.vision_in_dim, hidden=c.vision_hidden, out_dim=c.vision_dim,
-                dropout=c.dropout,
+                dropout=c.dropout, centre=c.centre_sequences,
             ),
         })
         dims = c.unimodal_dims

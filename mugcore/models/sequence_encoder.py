@@ -11,10 +11,17 @@ class SequenceEncoder(nn.Module):
     The sequence is packed with its lengths, so padding (its length and its content)
     does not change the output. A clip of length 0 gets the representation of an
     empty sequence: a zero hidden state through the output layer.
+
+    centre=True (utterance-level mean normalisation, as cepstral mean normalisation in speech):
+    the LSTM reads each clip's frames minus their mean over its real frames, and the output
+    layer reads that mean beside the last hidden state. A speaker's baseline (voice pitch,
+    face shape) then does not drown the changes within the clip, and the level itself is
+    still there for the output layer.
     """
 
     def __init__(
-        self, *, in_dim: int, hidden: int, out_dim: int, num_layers: int = 1, dropout: float = 0.0
+        self, *, in_dim: int, hidden: int, out_dim: int, num_layers: int = 1,
+        dropout: float = 0.0, centre: bool = False,
     ) -> None:
         super().__init__()
         assert in_dim > 0 and hidden > 0 and out_dim > 0, "dimensions must be positive"
@@ -26,7 +33,8 @@ class SequenceEncoder(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
         )
         self.drop = nn.Dropout(dropout)
-        self.proj = nn.Linear(hidden, out_dim)
+        self.centre = centre
+        self.proj = nn.Linear(hidden + (in_dim if centre else 0), out_dim)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         B, L, _ = x.shape
@@ -38,6 +46,11 @@ class SequenceEncoder(nn.Module):
             f"lengths must lie in [0, {L}], got [{int(lengths_cpu.min())}, "
             f"{int(lengths_cpu.max())}]"
         )
+        if self.centre:
+            real = (torch.arange(L, device=x.device)[None, :]
+                    < lengths_cpu.to(x.device)[:, None]).unsqueeze(-1)  # (B, L, 1)
+            level = (x * real).sum(1) / lengths_cpu.clamp(min=1).to(x)[:, None]  # (B, D)
+            x = x - level[:, None, :]
         packed = pack_padded_sequence(
             x, lengths_cpu.clamp(min=1), batch_first=True, enforce_sorted=False
         )
@@ -45,4 +58,6 @@ class SequenceEncoder(nn.Module):
         h = h_n[-1]  # (B, hidden)
         empty = (lengths_cpu == 0).to(h.device)
         h = h.masked_fill(empty[:, None], 0.0)
+        if self.centre:
+            h = torch.cat([h, level], dim=-1)  # (B, hidden + D)
         return self.proj(self.drop(h))  # (B, out_dim)

@@ -18,9 +18,9 @@ def _encoder(**kw: int | float) -> SequenceEncoder:
     return SequenceEncoder(in_dim=4, hidden=8, out_dim=3, **kw).eval()
 
 
-@pytest.mark.parametrize("num_layers", [1, 2])
-def test_padding_does_not_change_output(num_layers: int) -> None:
-    enc = _encoder(num_layers=num_layers, dropout=0.2)
+@pytest.mark.parametrize(("num_layers", "centre"), [(1, False), (2, False), (1, True)])
+def test_padding_does_not_change_output(num_layers: int, centre: bool) -> None:
+    enc = _encoder(num_layers=num_layers, dropout=0.2, centre=centre)
     x = torch.randn(5, 9, 4)
     lengths = torch.tensor([9, 1, 4, 7, 2])
     real = torch.arange(9)[None, :] < lengths[:, None]  # (B, L)
@@ -37,6 +37,20 @@ def test_padding_does_not_change_output(num_layers: int) -> None:
         torch.testing.assert_close(alone, out[i : i + 1], atol=1e-6, rtol=0)
     # Sanity: the padding would matter without packing.
     assert not torch.allclose(enc(garbage), enc(clean), atol=1e-3)
+
+
+def test_centring_removes_a_clip_offset_from_the_lstm_and_keeps_it_as_the_level() -> None:
+    enc = _encoder(centre=True)
+    x = torch.randn(3, 6, 4)
+    lengths = torch.tensor([6, 3, 5])
+    offset = torch.randn(3, 1, 4) * 10  # a speaker's baseline, the same on every frame
+    hidden = enc.proj.in_features - 4
+    with torch.no_grad():
+        enc.proj.weight[:, hidden:] = 0  # read the LSTM state only
+        torch.testing.assert_close(enc(x + offset, lengths), enc(x, lengths), atol=1e-5, rtol=0)
+        enc.proj.weight[:, :hidden] = 0  # read the level only: it moves with the offset
+        enc.proj.weight[:, hidden:] = 1
+        assert not torch.allclose(enc(x + offset, lengths), enc(x, lengths), atol=1e-2)
 
 
 def test_missing_lengths_mean_full_length_and_bad_lengths_fail() -> None:
