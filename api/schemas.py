@@ -101,6 +101,23 @@ class JobLog(BaseModel):
     lines: list[JobLogLineOut]
 
 
+class ModalityUncertainty(BaseModel):
+    std: float = Field(ge=0, description="standard deviation of the uni-label")
+    lower: float = Field(description="lower end of the calibrated interval (its level: the "
+                         "label set's provenance.uncertainty.level)")
+    upper: float = Field(description="upper end of the calibrated interval")
+
+
+class ClipUncertainty(BaseModel):
+    text: ModalityUncertainty
+    audio: ModalityUncertainty
+    vision: ModalityUncertainty
+
+
+_UNCERTAINTY = Field(None, description="per-clip uncertainty of the uni-labels; null when the "
+                     "label set carries none (its provenance.uncertainty says why)")
+
+
 class ClipLabelsOut(BaseModel):
     clip_id: str
     dataset: str
@@ -110,6 +127,7 @@ class ClipLabelsOut(BaseModel):
     audio: float
     vision: float
     label_set_id: int
+    uncertainty: ClipUncertainty | None = _UNCERTAINTY
 
 
 class LabelRow(BaseModel):
@@ -119,6 +137,7 @@ class LabelRow(BaseModel):
     text: float
     audio: float
     vision: float
+    uncertainty: ClipUncertainty | None = _UNCERTAINTY
 
 
 class LabelPage(BaseModel):
@@ -140,7 +159,11 @@ class LabelSetOut(BaseModel):
     versions: dict[str, Any]
     timings: dict[str, Any]
     quality: dict[str, Any]
-    provenance: dict[str, Any]
+    provenance: dict[str, Any] = Field(description=(
+        "everything the method recorded, as given; where the method made them: `selection` "
+        "(the setting chosen per modality and the candidates' scores), `gate` (the safety "
+        "gate's decision per modality, with its evidence and reason) and `uncertainty` (how "
+        "per-clip uncertainty was made, its level and summary, or method 'none' and why)"))
     file_sha256: str
     n_clips: int
     created_at: datetime

@@ -20,6 +20,7 @@ from storage.datasets import as_text
 from storage.errors import Conflict, NotFound
 from storage.models import ACTIVE_JOB_STATUSES, Clip, Dataset, Job, LabelSet
 from storage.records import DatasetInfo, LabelSetInfo, plain_json, utc, utcnow
+from storage.uncertainty import place_uncertainty
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ class LabelSetsMixin:
         """Publish uni-labels for every clip of `dataset` as a new immutable label set.
 
         `labels` holds arrays `clip_id`, `split`, `multimodal`, `text`, `audio`, `vision` over
-        all clips in any order. Atomic: readers see the whole label set or none of it."""
+        all clips in any order, and may hold the nine per-clip uncertainty arrays (see
+        storage.uncertainty). Atomic: readers see the whole label set or none of it."""
         info = self.get_dataset(dataset)
         provenance = plain_json(dict(provenance or {}))
         given_hash = provenance.get("dataset_hash")
@@ -238,4 +240,4 @@ def align_labels(labels: Mapping[str, Any], index: ClipIndex, info: DatasetInfo)
         raise UserError(f"labels/multimodal: {len(off)} value(s) differ from the dataset's "
                         f"labels, e.g. clip {index.clip_id[i]!r}: {out['multimodal'][i]} vs "
                         f"{index.multimodal[i]}")
-    return out
+    return out | place_uncertainty(labels, order, out, index.clip_id)

@@ -15,6 +15,7 @@ from storage import files
 from storage.errors import NotFound
 from storage.label_sets import LabelArrays, parse_label_set_id
 from storage.records import ClipLabels, LabelSetInfo
+from storage.uncertainty import clip_uncertainty
 
 _ARRAY_CACHE_SETS = 16
 
@@ -67,7 +68,8 @@ class LookupsMixin:
     def read_labels(self, label_set: int | str = "latest", *, dataset: str | int | None = None,
                     split: str | None = None) -> LabelArrays:
         """All labels of a label set (or one split of it) in one call: read-only arrays
-        `clip_id`, `split`, `multimodal`, `text`, `audio`, `vision`, aligned by clip."""
+        `clip_id`, `split`, `multimodal`, `text`, `audio`, `vision`, aligned by clip, and the
+        nine uncertainty arrays (`text_std`, ..., `vision_upper`) where the set has them."""
         if split is not None and split not in SPLITS:
             raise UserError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
         arrays = self._arrays(*self._locate(label_set, dataset))
@@ -150,7 +152,8 @@ class LookupsMixin:
         return ClipLabels(clip_id=clip_id, dataset=name, split=split, row=row,
                           multimodal=float(arrays["multimodal"][i]),
                           text=float(arrays["text"][i]), audio=float(arrays["audio"][i]),
-                          vision=float(arrays["vision"][i]), label_set=ls_id, truth=truth)
+                          vision=float(arrays["vision"][i]), label_set=ls_id, truth=truth,
+                          uncertainty=clip_uncertainty(arrays, i))
 
 
 _LOOKUP_SQL = """

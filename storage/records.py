@@ -120,7 +120,8 @@ class JobLogLine(_Record):
 @dataclass(frozen=True)
 class ClipLabels(_Record):
     """One clip's labels from one label set; `truth` holds the dataset's own per-modality
-    labels where it has them (SIMS, synthetic data), else None."""
+    labels where it has them (SIMS, synthetic data), else None; `uncertainty` is
+    `{modality: {std, lower, upper}}` where the label set carries it, else None."""
 
     clip_id: str
     dataset: str
@@ -132,3 +133,4 @@ class ClipLabels(_Record):
     vision: float
     label_set: int
     truth: dict[str, float] | None
+    uncertainty: dict[str, dict[str, float]] | None = None

@@ -77,6 +77,15 @@ def _fail_at(key: str, bad: np.ndarray, clip_id: np.ndarray, values: np.ndarray,
 
 def clip_uncertainty(arrays: Mapping[str, np.ndarray], i: int) -> Uncertainty | None:
     """`{modality: {std, lower, upper}}` of clip position `i`, or None without uncertainty."""
+    rows = rows_uncertainty(arrays, i, i + 1)
+    return None if rows is None else rows[0]
+
+
+def rows_uncertainty(arrays: Mapping[str, np.ndarray], start: int, stop: int
+                     ) -> list[Uncertainty] | None:
+    """`clip_uncertainty` of positions start..stop-1 in one pass (for pages of a bulk export)."""
     if UNCERTAINTY_KEYS[0] not in arrays:
         return None
-    return {m: {s: float(arrays[f"{m}_{s}"][i]) for s in STATS} for m in MODALITIES}
+    columns = {key: arrays[key][start:stop].tolist() for key in UNCERTAINTY_KEYS}
+    return [{m: {s: columns[f"{m}_{s}"][i] for s in STATS} for m in MODALITIES}
+            for i in range(stop - start)]

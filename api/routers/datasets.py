@@ -21,7 +21,6 @@ from api.schemas import (
     DatasetPath,
     IdPath,
     LabelPage,
-    LabelRow,
 )
 from api.settings import Settings
 from api.uploads import Upload, receive_upload
@@ -30,7 +29,9 @@ from mugcore.data.io import load_dataset
 from mugcore.data.schema import MMSADataset
 from mugcore.errors import DatasetError
 from storage import LabelStore
+from storage.files import LABEL_KEYS
 from storage.records import DatasetInfo
+from storage.uncertainty import rows_uncertainty
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -241,8 +242,11 @@ def export_labels(
     total = len(arrays["clip_id"])
     start = _decode_cursor(cursor, total)
     stop = min(total, start + min(limit or settings.page_limit, settings.page_limit))
-    columns = {k: arrays[k][start:stop].tolist() for k in LabelRow.model_fields}
+    columns = {k: arrays[k][start:stop].tolist() for k in LABEL_KEYS}
     items = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    uncertainty = rows_uncertainty(arrays, start, stop) or [None] * len(items)
+    for item, clip in zip(items, uncertainty, strict=True):
+        item["uncertainty"] = clip
     return {"dataset_id": info.dataset_id, "label_set_id": info.id, "total": total,
             "items": items, "next_cursor": _encode_cursor(stop) if stop < total else None}
 

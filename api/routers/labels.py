@@ -30,4 +30,5 @@ async def get_clip_labels(
     labels = store.lookup(clip_id, dataset=which, label_set=label_set)
     return {"clip_id": labels.clip_id, "dataset": labels.dataset, "split": labels.split,
             "multimodal": labels.multimodal, "text": labels.text, "audio": labels.audio,
-            "vision": labels.vision, "label_set_id": labels.label_set}
+            "vision": labels.vision, "label_set_id": labels.label_set,
+            "uncertainty": labels.uncertainty}
