@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from mugcore.data.h5safety import check_h5_file
 from mugcore.data.schema import MMSADataset
 from mugcore.errors import DatasetError
 
@@ -40,6 +41,7 @@ def write_h5(ds: MMSADataset, path: Path, *, progress: bool = False) -> None:
 def read_h5(path: Path) -> MMSADataset:
     try:
         with h5py.File(path, "r") as f:
+            check_h5_file(f, path)
             attrs = _read_root_attrs(f, path)
             splits: dict[str, dict[str, Any]] = {}
             for split, group in f.items():
