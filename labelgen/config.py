@@ -7,6 +7,8 @@ Options marked *(choice)* in DESIGN.md section 3 are all here; docs/method.md li
 """
 
 import dataclasses
+import importlib
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -18,6 +20,31 @@ import yaml
 from mugcore.errors import UserError
 
 _options = dataclasses.dataclass(kw_only=True)
+
+# The largest value of every numeric option, by dotted name (lower bounds are in each `check`):
+# one job must neither tie up a worker for ever nor ask for more memory than a machine has.
+# Values are also finite. docs/method.md lists these; tests/labelgen/test_config.py checks that
+# every numeric option has one.
+MAXIMA: dict[str, float] = {
+    **{f"stage1.{k}": v for k, v in {
+        "batch_size": 4096, "max_epochs": 1000, "patience": 1000, "lr": 10.0, "bert_lr": 10.0,
+        "weight_decay": 10.0, "contrastive_weight": 100.0, "temperature": 100.0,
+        "projector_hidden": 4096, "cross_fit_folds": 20, "max_iterations": 10_000_000}.items()},
+    **{f"stage1.net.{k}": 4096 for k in (
+        "text_dim", "audio_dim", "vision_dim", "text_hidden", "audio_hidden", "vision_hidden",
+        "fusion_dim", "fusion_hidden", "predictor_hidden")},
+    "stage1.net.dropout": 1.0,
+    **{f"stage2.{k}": v for k, v in {
+        "epochs": 10_000, "batch_size": 4096, "hidden": 4096, "label_embed_dim": 1024,
+        "inner_lr": 10.0, "meta_lr": 10.0, "noise_text": 10.0, "noise_audio": 10.0,
+        "noise_vision": 10.0, "meta_test_noise": 10.0, "average_last": 1.0}.items()},
+    **{f"mlc.{k}": v for k, v in {
+        "epochs": 10_000, "batch_size": 4096, "hidden": 4096, "label_embed_dim": 1024,
+        "inner_lr": 10.0, "meta_lr": 10.0}.items()},
+    "ulgm.eps": 1.0,
+}
+# The baselines whose options are a config section built into their module's `Config`.
+BASELINE_SECTIONS = ("ulgm", "mlc")
 
 
 @_options
@@ -52,10 +79,16 @@ class Stage1Config:
         from mugcore.models.multimodal_net import NetConfig  # torch-heavy; only when checking
 
         known = {f.name for f in dataclasses.fields(NetConfig) if not f.name.endswith("_in_dim")}
-        for key in self.net:
+        hints = typing.get_type_hints(NetConfig)
+        for key, value in self.net.items():
             if key not in known:
                 raise UserError(f"unknown option stage1.net.{key}; "
                                 f"known: {', '.join(sorted(known))}")
+            _coerce(hints[key], value, f"stage1.net.{key}")
+        try:  # NetConfig's own checks, with stand-ins for the dataset's feature widths
+            NetConfig(text_in_dim=1, audio_in_dim=1, vision_in_dim=1, **self.net)
+        except UserError as exc:
+            raise UserError(f"stage1.net.{exc}") from None
         if self.cross_fit_folds == 1 or self.cross_fit_folds < 0:
             raise UserError(f"stage1.cross_fit_folds must be 0 (off) or at least 2, "
                             f"got {self.cross_fit_folds}")
@@ -105,6 +138,9 @@ class LabelgenConfig:
     def check(self) -> None:
         self.stage1.check()
         self.stage2.check()
+        for name in BASELINE_SECTIONS:  # built as the method will build them when it runs
+            module = importlib.import_module(f"labelgen.methods.{name}")
+            build_dataclass(module.Config, getattr(self, name), where=f"{name}.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -201,19 +237,39 @@ def _coerce(kind: Any, value: Any, where: str) -> Any:
     if origin is Literal:
         allowed = typing.get_args(kind)
         if value not in allowed:
-            raise UserError(f"{where} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+            raise UserError(f"{where} must be one of {', '.join(map(str, allowed))}, "
+                            f"got {_shown(value)}")
         return value
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise UserError(f"{where} must be a mapping, got {value!r}")
+            raise UserError(f"{where} must be a mapping, got {_shown(value)}")
         return dict(value)
     if kind in _SCALARS:
         accepted, what = _SCALARS[kind]
         # bool is an int in Python; keep true/false out of numbers and numbers out of flags
         if isinstance(value, bool) != (kind is bool) or not isinstance(value, accepted):
-            raise UserError(f"{where} must be {what}, got {value!r}")
+            raise UserError(f"{where} must be {what}, got {_shown(value)}")
+        if kind in (int, float):
+            _check_number(value, where)
         return float(value) if kind is float else value
     raise TypeError(f"{where}: unsupported option type {kind!r}")
+
+
+def _check_number(value: float, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where} must be a finite number, got {_shown(value)}")
+    maximum = MAXIMA.get(where)
+    if maximum is not None and value > maximum:
+        raise UserError(f"{where} must be at most {maximum:g}, got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    """`value` for a message: short, whatever a client sent (a huge int or string)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's 4300-digit str limit
+        return "a very large integer"
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
