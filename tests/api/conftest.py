@@ -24,9 +24,9 @@ READ = {"Authorization": f"Bearer {READ_TOKEN}"}
 # A label-generation job that finishes in seconds: LSTM text encoder, one epoch, small nets.
 TINY_JOB = {"method": "mug", "preset": "fast",
             "overrides": {"stage1.max_epochs": 1, "stage2.epochs": 2}}
-# One that runs for minutes unless stopped (for cancel and kill tests).
+# One that runs for minutes unless stopped (for cancel and kill tests; 1000: the epoch limit).
 LONG_JOB = {"method": "mug", "preset": "fast",
-            "overrides": {"stage1.max_epochs": 10000, "stage1.patience": 10000}}
+            "overrides": {"stage1.max_epochs": 1000, "stage1.patience": 1000}}
 
 
 def free_port() -> int:
