@@ -7,10 +7,10 @@ progress, log lines and the result through a pipe. The worker alone talks to the
 turns progress into heartbeats, watches for a cancel request, and publishes the label set.
 
 Recovery: a worker that stops on purpose hands its job back to the queue. A job whose
-worker died (even by SIGKILL) stays `running` with a heartbeat that
-stops; any worker requeues (or fails, by policy) such stale jobs as it polls. The child
-notices a dead worker within a second and exits, and it never writes to the store, so a
-killed worker leaves nothing half-done there.
+worker died (even by SIGKILL) stays `running` with a heartbeat that stops; every worker
+requeues (or fails, by policy) such stale jobs on a timer, busy or not, and a job whose cancel
+was requested ends cancelled instead. The child notices a dead worker within a second and
+exits, and it never writes to the store, so a killed worker leaves nothing half-done there.
 """
 
 import contextlib
@@ -175,7 +175,6 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.parent_pid = parent_pid
         self._stopping = threading.Event()
-        self._last_recovery = float("-inf")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -192,21 +191,37 @@ class Worker:
                                             max_attempts=s.max_attempts):
             log.warning("job %d had a dead worker (%s): now %s", job.id, job.worker or "?",
                         job.status)
-        self._last_recovery = time.monotonic()
+
+    def _recover_periodically(self) -> None:
+        # On a timer of its own, so that a worker busy with a long job still recovers a dead
+        # worker's job within about stale_s, not only once its own job ends.
+        period = min(self.settings.stale_s / 2, 30.0)
+        while not self._stopping.wait(period) and not self.stopping:
+            try:
+                self.recover_stale()
+            except Exception as exc:  # a locked or unreachable database: try again next time
+                log.warning("stale-job recovery failed (%s: %s); retrying in %g s",
+                            type(exc).__name__, exc, period)
 
     def run(self) -> int:
         """Serve jobs until stopped (or, with `once`, until the queue is empty)."""
         log.info("worker %s serving store %s", self.name, self.store.location)
-        while not self.stopping:
-            if time.monotonic() - self._last_recovery > min(self.settings.stale_s / 2, 30.0):
-                self.recover_stale()
-            job = self.store.claim_job(self.name, kinds=(JOB_KIND,))
-            if job is None:
-                if self.settings.once:
-                    break
-                self._stopping.wait(self.settings.poll_s)
-                continue
-            self.run_job(job)
+        self.recover_stale()
+        recovery = threading.Thread(target=self._recover_periodically, name="stale-recovery",
+                                    daemon=True)
+        recovery.start()
+        try:
+            while not self.stopping:
+                job = self.store.claim_job(self.name, kinds=(JOB_KIND,))
+                if job is None:
+                    if self.settings.once:
+                        break
+                    self._stopping.wait(self.settings.poll_s)
+                    continue
+                self.run_job(job)
+        finally:
+            self._stopping.set()
+            recovery.join()
         log.info("worker %s stopped", self.name)
         return 0
 

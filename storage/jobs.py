@@ -130,12 +130,19 @@ class JobsMixin:
 
     def release_job(self, job_id: int, *, worker: str, reason: str) -> JobInfo:
         """Hand a running job back to the queue (a worker stopping on purpose), so that
-        another worker can take it without waiting for the heartbeat to go stale."""
+        another worker can take it without waiting for the heartbeat to go stale; a job whose
+        cancel was requested ends cancelled instead."""
         with self._write() as s:
             job = self._running(s, job_id, worker)
+            now = utcnow()
+            if job.cancel_requested:  # nobody is to run it again
+                job.status, job.finished_at, job.eta_s = "cancelled", now, None
+                s.add(JobLog(job_id=job.id, at=now, text=f"cancelled: worker {worker} stopped "
+                             f"({reason}) after a cancel was requested"))
+                return _job_info(job)
             job.status, job.worker, job.stage, job.progress, job.eta_s = (
                 "queued", None, None, 0.0, None)
-            s.add(JobLog(job_id=job.id, at=utcnow(), text=f"released by worker {worker}: {reason}"))
+            s.add(JobLog(job_id=job.id, at=now, text=f"released by worker {worker}: {reason}"))
             return _job_info(job)
 
     def request_cancel(self, job_id: int) -> JobInfo:
@@ -196,7 +203,8 @@ class JobsMixin:
     def requeue_stale(self, timeout_s: float, *, policy: Literal["requeue", "fail"] = "requeue",
                       max_attempts: int = 3) -> list[JobInfo]:
         """Recover running jobs whose worker sent no heartbeat for `timeout_s` seconds: queue
-        them again (up to `max_attempts` runs in all) or fail them, with the reason logged."""
+        them again (up to `max_attempts` runs in all) or fail them, with the reason logged. A
+        job whose cancel was requested ends cancelled: a cancel is never lost."""
         if policy not in ("requeue", "fail"):
             raise UserError(f"stale-job policy {policy!r}: expected 'requeue' or 'fail'")
         now = utcnow()
@@ -209,9 +217,12 @@ class JobsMixin:
             for job in jobs:
                 reason = (f"worker {job.worker} sent no heartbeat since "
                           f"{job.heartbeat_at.isoformat()}Z (timeout {timeout_s:g} s)")
-                if policy == "requeue" and job.attempts < max_attempts:
+                if job.cancel_requested:  # the cancel stands: the job must not run again
+                    job.status, job.finished_at = "cancelled", now
+                    s.add(JobLog(job_id=job.id, at=now, text=f"cancelled: {reason} after a "
+                                 "cancel was requested"))
+                elif policy == "requeue" and job.attempts < max_attempts:
                     job.status, job.worker, job.started_at = "queued", None, None
-                    job.cancel_requested = False
                     s.add(JobLog(job_id=job.id, at=now, text=f"requeued: {reason}"))
                 else:
                     why = reason if policy == "fail" else f"{reason}; gave up after " \
