@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, ui
 from api.routers import datasets, health, jobs, label_sets, labels
 from api.schemas import ErrorOut
 from api.settings import Settings
@@ -44,4 +44,5 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for module in (datasets, jobs, labels, label_sets, health):
         app.include_router(module.router)
+    app.include_router(ui.router)  # the label explorer's pages, under /ui/
     return app

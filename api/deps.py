@@ -15,6 +15,8 @@ from api.schemas import MAX_ID
 from api.settings import Settings
 from storage import LabelStore
 
+# The explorer keeps the read token here (api.ui.auth); only reads accept it.
+READ_COOKIE = "mug_read_token"
 # auto_error=False: a missing header must give our 401 (FastAPI's own would be a 403).
 _bearer = HTTPBearer(auto_error=False, description="MUG_WRITE_TOKEN, or MUG_READ_TOKEN for reads")
 
@@ -46,12 +48,23 @@ def _unauthorized() -> ApiError:
                     headers={"WWW-Authenticate": "Bearer"})
 
 
-async def require_read(settings: SettingsDep, credentials: Credentials) -> None:
-    """Reads are open unless MUG_READ_TOKEN is set; the write token reads too."""
+def may_read(request: Request, settings: Settings,
+             credentials: HTTPAuthorizationCredentials | None) -> bool:
+    """Reads are open unless MUG_READ_TOKEN is set; the write token reads too. Without a header,
+    the explorer's HttpOnly cookie serves as the token, so that its links to JSON work in a
+    browser (SameSite=Strict: other sites' pages cannot make the browser send it)."""
+    given = credentials.credentials if credentials else request.cookies.get(READ_COOKIE)
+    return token_may_read(settings, given)
+
+
+def token_may_read(settings: Settings, given: str | None) -> bool:
     if settings.read_token is None:
-        return
-    if credentials is None or not _matches(credentials.credentials, settings.read_token,
-                                           settings.write_token):
+        return True
+    return given is not None and _matches(given, settings.read_token, settings.write_token)
+
+
+async def require_read(request: Request, settings: SettingsDep, credentials: Credentials) -> None:
+    if not may_read(request, settings, credentials):
         raise _unauthorized()
 
 

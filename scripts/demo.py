@@ -6,7 +6,8 @@
 4. follow the job with a progress bar;
 5. GET a few clips' uni-labels;
 6. run `trainer run` against the API (stage 3, fast preset);
-7. print the test metrics and the uni-label quality against the synthetic ground truth;
+7. print the test metrics, the uni-label quality against the synthetic ground truth and the
+   label explorer's URL for the new label set (at a terminal: wait for Enter);
 8. stop the server.
 
 Sized to finish within minutes on 2 CPU cores. The numbers describe synthetic data only.
@@ -140,6 +141,9 @@ def main() -> int:
                         "--data", str(data), "--config", "fast", "--seeds", args.seeds,
                         "--threads", "1", "--out", str(run_dir)], cwd=REPO, check=True)
         print_results(json.loads((run_dir / "metrics.json").read_text()))
+        print(f"      label explorer: {url}/ui/label-sets/{label_set['id']}")
+        if sys.stdin.isatty():  # a person at a terminal; CI and pipes do not wait
+            input("      press Enter to stop the server ")
     finally:
         print("[8/8] stopping the API server")
         server.terminate()

@@ -7,6 +7,7 @@ pickle -> HDF5 -> pickle returns the same arrays bit for bit.
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,20 @@ def read_h5(path: Path) -> MMSADataset:
     except OSError as exc:  # not HDF5 at all, or a damaged file
         raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
     return MMSADataset(splits=splits, attrs=attrs)
+
+
+def read_h5_keys(path: Path, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Only `keys` of each split (keys a split lacks are left out): a partial read, e.g. the
+    raw texts of a large dataset without its feature arrays."""
+    try:
+        with h5py.File(path, "r") as f:
+            check_h5_file(f, path)
+            _read_root_attrs(f, path)
+            return {split: {key: _read_value(group[key], path, f"{split}/{key}")
+                            for key in keys if key in group}
+                    for split, group in f.items() if isinstance(group, h5py.Group)}
+    except OSError as exc:
+        raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from None
 
 
 def _write_root_attrs(f: h5py.File, ds: MMSADataset) -> None:
