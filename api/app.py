@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors, ui
+from api.limits import BodyLimitMiddleware
 from api.routers import datasets, health, jobs, label_sets, labels
 from api.schemas import ErrorOut
 from api.settings import Settings
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="MUG uni-label service", version="1", description=DESCRIPTION,
                   lifespan=lifespan, responses=_ERRORS)
     app.state.settings = settings
+    app.add_middleware(BodyLimitMiddleware)
     errors.install(app)
     for module in (datasets, jobs, labels, label_sets, health):
         app.include_router(module.router)

@@ -88,6 +88,8 @@ class JobOut(BaseModel):
 
 class JobList(BaseModel):
     items: list[JobOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next (older) page; "
+                                    "null at the end")
 
 
 class JobLogLineOut(BaseModel):

@@ -192,7 +192,7 @@ def config_from_dict(data: Mapping[str, Any], *, preset: str | None = None,
         raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     merged = _merge({"preset": name}, PRESETS[name])
     merged = _merge(merged, data)
-    items = overrides.items() if isinstance(overrides, Mapping) else map(_parse_override,
+    items = overrides.items() if isinstance(overrides, Mapping) else map(parse_override,
                                                                            overrides)
     for key, value in items:
         merged = _merge(merged, _nest(key, value))
@@ -286,14 +286,26 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _parse_override(text: str) -> tuple[str, Any]:
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases: a value is what it says, never an expansion of an anchor (a few
+    hundred bytes of nested aliases would expand to megabytes of stored job options)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not allowed in an override")
+        return super().compose_node(parent, index)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """("section.key", value) from "section.key=value", the value read as YAML."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise UserError(f"override {text!r} must look like section.key=value")
+        raise UserError(f"override {_shown(text)} must look like section.key=value")
     try:
-        value = yaml.safe_load(raw)
+        value = yaml.load(raw, Loader=_NoAliasLoader)  # a SafeLoader: plain data only
     except yaml.YAMLError as exc:
-        raise UserError(f"override {text!r}: value is not valid YAML: {exc}") from exc
+        reason = str(exc).splitlines()[0][:120]
+        raise UserError(f"override {_shown(text)}: value is not valid YAML ({reason})") from exc
     return key.strip(), value
 
 

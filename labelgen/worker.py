@@ -14,6 +14,7 @@ exits, and it never writes to the store, so a killed worker leaves nothing half-
 """
 
 import contextlib
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -35,6 +36,8 @@ from storage import JobInfo, JobLost, LabelStore
 log = logging.getLogger(__name__)
 
 JOB_KIND = "labelgen"
+# Canonical job options, as JSON, at most: every job listing carries them.
+MAX_OPTIONS_BYTES = 16 * 1024
 # How often a job's child checks that its worker is still alive.
 _ORPHAN_CHECK_S = 0.5
 # Share of a job's progress bar that stage 1 takes when the method needs it.
@@ -74,10 +77,17 @@ def check_options(options: Mapping[str, Any], *, where: str = "body.") -> dict[s
         key = "set" if where == "query." else "overrides"
         raise JobOptionsError(f"{where}{key}: {exc}", field=f"{where}{key}") from exc
     seed = options.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise JobOptionsError(f"{where}seed: expected an integer >= 0, got {seed!r}",
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+        raise JobOptionsError(f"{where}seed: expected an integer in [0, 2^31), got {seed!r}",
                               field=f"{where}seed")
-    return {"method": method, "preset": preset, "overrides": overrides, "seed": seed}
+    canonical = {"method": method, "preset": preset, "overrides": overrides, "seed": seed}
+    size = len(json.dumps(canonical))
+    if size > MAX_OPTIONS_BYTES:
+        key = "set" if where == "query." else "overrides"
+        raise JobOptionsError(f"{where}{key}: the job's options take {size} bytes as JSON, more "
+                              f"than the {MAX_OPTIONS_BYTES} a job may carry",
+                              field=f"{where}{key}")
+    return canonical
 
 
 def job_config(options: Mapping[str, Any], ds: MMSADataset) -> LabelgenConfig:

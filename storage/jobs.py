@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -173,17 +173,32 @@ class JobsMixin:
             return _job_info(job)
 
     def list_jobs(self, *, status: str | None = None, dataset: str | int | None = None,
-                  limit: int | None = None) -> list[JobInfo]:
-        """Jobs, newest first, optionally of one status and/or dataset."""
+                  limit: int | None = None, before: int | None = None) -> list[JobInfo]:
+        """Jobs, newest first, optionally of one status and/or dataset, and only those with an
+        id below `before` (pass the last id of a page for the next one)."""
         if status is not None and status not in JOB_STATUSES:
             raise UserError(f"job status {status!r}: expected one of {', '.join(JOB_STATUSES)}")
         with self._read() as s:
             stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+            if before is not None:
+                stmt = stmt.where(Job.id < before)
             if status is not None:
                 stmt = stmt.where(Job.status == status)
             if dataset is not None:
                 stmt = stmt.where(Job.dataset_id == self._dataset_row(s, dataset).id)
             return [_job_info(j) for j in s.scalars(stmt)]
+
+    def delete_job(self, job_id: int) -> None:
+        """Delete a finished job and its log; Conflict while it is queued or running."""
+        with self._write() as s:
+            job = s.get(Job, job_id, with_for_update=self.backend == "postgresql")
+            if job is None:
+                raise NotFound(f"no job {job_id}")
+            if job.status not in FINAL_STATUSES:
+                raise Conflict(f"job {job_id} is {job.status}; cancel it first, or wait until "
+                               "it ends")
+            s.execute(delete(JobLog).where(JobLog.job_id == job_id))
+            s.delete(job)
 
     def append_job_log(self, job_id: int, text: str) -> None:
         with self._write() as s:

@@ -1,6 +1,5 @@
 """Datasets: upload (or register a server-side file), list, show, delete, bulk label export."""
 
-import base64
 import io
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -11,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
+from api.cursors import decode_cursor, encode_cursor
 from api.deps import LabelSetDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
 from api.errors import ApiError
 from api.routers.jobs import submit_job
@@ -24,18 +24,17 @@ from api.schemas import (
 )
 from api.settings import Settings
 from api.uploads import Upload, receive_upload
+from labelgen.config import parse_override
 from labelgen.worker import check_options
 from mugcore.data.io import load_dataset
 from mugcore.data.schema import MMSADataset
-from mugcore.errors import DatasetError
+from mugcore.errors import DatasetError, UserError
 from storage import LabelStore
 from storage.files import LABEL_KEYS
 from storage.records import DatasetInfo
 from storage.uncertainty import rows_uncertainty
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
-
-MAX_JSON_BYTES = 64 * 1024
 
 # The request body is read by hand (streamed to disk), so its schema is declared here.
 _UPLOAD_BODY: dict[str, Any] = {
@@ -117,7 +116,7 @@ async def create_dataset(
                                  "overrides": _parse_overrides(set)}, where="query.")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
-        body = _json_body(await _small_body(request))
+        body = _json_body(await request.body())  # capped by api.limits
         if body.name is None and name is not None:
             body = body.model_copy(update={"name": name})
         info = await run_in_threadpool(_register_path, store, settings, body)
@@ -132,17 +131,6 @@ async def create_dataset(
     return dataset_out(info, job_id=job_id)
 
 
-async def _small_body(request: Request) -> bytes:
-    """A JSON body, refused once it is larger than any path reference needs."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_JSON_BYTES:
-            raise ApiError(413, f"body: larger than {MAX_JSON_BYTES} bytes", field="body")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _json_body(raw: bytes) -> DatasetPath:
     try:
         return DatasetPath.model_validate_json(raw)
@@ -153,19 +141,13 @@ def _json_body(raw: bytes) -> DatasetPath:
 
 
 def _parse_overrides(items: list[str]) -> dict[str, Any]:
-    import yaml
-
     out: dict[str, Any] = {}
     for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ApiError(422, f"query.set: {item!r} must look like section.key=value",
-                           field="query.set")
         try:
-            out[key.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise ApiError(422, f"query.set: value of {key.strip()!r} is not valid YAML",
-                           field="query.set") from exc
+            key, value = parse_override(item)
+        except UserError as exc:
+            raise ApiError(422, f"query.set: {exc}", field="query.set") from exc
+        out[key] = value
     return out
 
 
@@ -201,18 +183,10 @@ def download_features(dataset_id: IdPath, store: StoreDep) -> FileResponse:
 def _decode_cursor(cursor: str | None, total: int) -> int:
     if cursor is None:
         return 0
-    try:
-        start = int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(422, "query.cursor: not a cursor this server gave out",
-                       field="query.cursor") from exc
-    if not 0 <= start <= total:
+    start = decode_cursor(cursor)
+    if start > total:
         raise ApiError(422, "query.cursor: out of range", field="query.cursor")
     return start
-
-
-def _encode_cursor(start: int) -> str:
-    return base64.urlsafe_b64encode(str(start).encode()).decode().rstrip("=")
 
 
 @router.get("/{dataset_id}/labels", dependencies=[ReadAccess], operation_id="export_labels",
@@ -248,5 +222,5 @@ def export_labels(
     for item, clip in zip(items, uncertainty, strict=True):
         item["uncertainty"] = clip
     return {"dataset_id": info.dataset_id, "label_set_id": info.id, "total": total,
-            "items": items, "next_cursor": _encode_cursor(stop) if stop < total else None}
+            "items": items, "next_cursor": encode_cursor(stop) if stop < total else None}
 

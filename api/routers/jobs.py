@@ -1,9 +1,10 @@
-"""Label-generation jobs: submit (202 + Location), show, list, cancel, log."""
+"""Label-generation jobs: submit (202 + Location), show, list (in pages), cancel, log, delete."""
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
+from api.cursors import decode_cursor, encode_cursor
 from api.deps import ReadAccess, StoreDep, WriteAccess
 from api.schemas import MAX_ID, IdPath, IdQuery, JobList, JobLog, JobOptions, JobOut, JobStatus
 from labelgen.worker import JOB_KIND, check_options
@@ -57,10 +58,17 @@ def list_jobs(
     store: StoreDep,
     status: Annotated[JobStatus | None, Query()] = None,
     dataset: IdQuery = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64, description="next_cursor of the "
+                                        "previous page")] = None,
 ) -> dict[str, Any]:
-    return {"items": [job_out(j) for j in store.list_jobs(status=status, dataset=dataset,
-                                                          limit=limit)]}
+    before = None if cursor is None else decode_cursor(cursor)
+    # One more than asked for tells whether another page follows.
+    jobs = store.list_jobs(status=status, dataset=dataset, limit=limit + 1, before=before)
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    return {"items": [job_out(j) for j in jobs],
+            "next_cursor": encode_cursor(jobs[-1].id) if more else None}
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, dependencies=[ReadAccess],
@@ -77,6 +85,14 @@ def get_job(job_id: IdPath, store: StoreDep, response: Response) -> dict[str, An
              summary="Cancel a job: a queued one at once, a running one within seconds")
 def cancel_job(job_id: IdPath, store: StoreDep, response: Response) -> dict[str, Any]:
     return _accepted(response, store.request_cancel(job_id))
+
+
+@router.delete("/v1/jobs/{job_id}", status_code=204, dependencies=[WriteAccess],
+               operation_id="delete_job", response_class=Response,
+               summary="Delete a finished job and its log (409 while it is queued or running)")
+def delete_job(job_id: IdPath, store: StoreDep) -> Response:
+    store.delete_job(job_id)
+    return Response(status_code=204)
 
 
 @router.get("/v1/jobs/{job_id}/log", response_model=JobLog, dependencies=[ReadAccess],
