@@ -4,11 +4,15 @@ The body is parsed as it arrives (python-multipart's push parser), so neither th
 nor the file is ever held whole in memory; the moment the file part crosses the limit its
 temp file is deleted and the request answered 413. The content decides the file type (HDF5
 signature, pickle protocol byte), not the client's file name.
+
+Each upload's file is `flock`ed from creation until the request is done with it, so a file in
+the upload directory that can be locked belongs to nobody (a server killed mid-upload): such
+files are removed when the server starts and whenever an upload begins.
 """
 
-import contextlib
+import fcntl
+import logging
 import os
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +21,12 @@ from typing import BinaryIO
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from api.errors import ApiError
+from storage.files import clean_stray_files
+
+log = logging.getLogger(__name__)
 
 FILE_FIELD = "file"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -28,13 +36,24 @@ TEMP_PREFIX = ".upload-"
 FRAMING_SLACK = 64 * 1024
 # Drain at most this much of an oversize body so that the client can read our 413.
 DRAIN_LIMIT = 64 * 1024 * 1024
+# A file younger than this may be one whose request has created but not yet locked it (a
+# matter of microseconds: it locks the file right after creating it).
+LOCK_GRACE_S = 1.0
 
 
 @dataclass
 class Upload:
-    path: Path  # temp file, suffix .pkl or .h5 by content; the caller removes it
+    path: Path  # temp file, suffix .pkl or .h5 by content
     filename: str | None
     size: int
+    _lock: BinaryIO  # the open file whose flock marks the upload as in use
+
+    def discard(self) -> None:
+        """The request is done with the file: remove it, then let go of the lock."""
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            self._lock.close()
 
 
 def sniff_suffix(head: bytes, filename: str | None) -> str:
@@ -47,13 +66,10 @@ def sniff_suffix(head: bytes, filename: str | None) -> str:
                    field=FILE_FIELD)
 
 
-def remove_stale_uploads(directory: Path, *, older_than_s: float = 3600.0) -> None:
-    """Temp files of uploads cut off by a crash; young ones may belong to a live request."""
-    now = time.time()
-    for path in directory.glob(f"{TEMP_PREFIX}*"):
-        with contextlib.suppress(FileNotFoundError):
-            if now - path.stat().st_mtime > older_than_s:
-                path.unlink()
+def remove_stale_uploads(directory: Path) -> None:
+    """Files of uploads whose request is gone (cut off by a crash): every file nobody locks."""
+    for path in clean_stray_files(directory, lambda _: False, grace_s=LOCK_GRACE_S, suffix=""):
+        log.info("removed the file of an upload cut off by a crash: %s", path.name)
 
 
 def _too_large(limit: int) -> ApiError:
@@ -121,7 +137,8 @@ class _Sink:
         self.seen_file = self._in_file = True
         raw = params.get(b"filename")
         self.filename = os.path.basename(raw.decode("utf-8", "replace")) if raw else None
-        self.out = open(self.temp, "wb")  # noqa: SIM115 - closed in finish/abort
+        self.out = open(self.temp, "wb")  # noqa: SIM115 - closed in abort or by Upload.discard
+        fcntl.flock(self.out.fileno(), fcntl.LOCK_EX)
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self.error or not self._in_file:
@@ -147,13 +164,15 @@ class _Sink:
         assert self.out is not None
         self.out.flush()
         os.fsync(self.out.fileno())
-        self.out.close()
-        self.out = None
         with open(self.temp, "rb") as f:
             head = f.read(len(HDF5_SIGNATURE))
         final = self.temp.with_suffix(sniff_suffix(head, self.filename))
         os.replace(self.temp, final)
-        return Upload(final, self.filename, self.size)
+        # Shared from now on: HDF5 takes a shared lock of its own to read the file, and a
+        # cleaner's exclusive one still fails.
+        fcntl.flock(self.out.fileno(), fcntl.LOCK_SH)
+        out, self.out = self.out, None  # its lock now travels with the upload
+        return Upload(final, self.filename, self.size, out)
 
 
 async def receive_upload(request: Request, directory: Path, limit: int) -> Upload:
@@ -167,6 +186,7 @@ async def receive_upload(request: Request, directory: Path, limit: int) -> Uploa
     if declared is not None and declared.isdigit() and int(declared) > limit + FRAMING_SLACK:
         raise _too_large(limit)  # refused before a byte of the body is read
     directory.mkdir(parents=True, exist_ok=True)
+    remove_stale_uploads(directory)
     sink = _Sink(directory, limit)
     parser = MultipartParser(boundary, sink.callbacks())
     try:
@@ -193,6 +213,11 @@ async def receive_upload(request: Request, directory: Path, limit: int) -> Uploa
         return sink.finish()
     except MultipartParseError as exc:
         raise ApiError(422, f"body: malformed multipart body ({exc})", field="body") from exc
+    except ClientDisconnect:
+        # Nobody is left to answer; the client's own doing, so no error in the server's log.
+        log.info("upload cut off by the client after %d bytes", sink.size)
+        raise ApiError(400, "body: the client disconnected during the upload",
+                       field="body") from None
     finally:
         # On success `finish` renamed the temp file away; anything else goes.
         sink.abort()

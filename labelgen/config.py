@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from mugcore.errors import UserError
+from mugcore.errors import UserError, shorten
 
 _options = dataclasses.dataclass(kw_only=True)
 
@@ -238,17 +238,17 @@ def _coerce(kind: Any, value: Any, where: str) -> Any:
         allowed = typing.get_args(kind)
         if value not in allowed:
             raise UserError(f"{where} must be one of {', '.join(map(str, allowed))}, "
-                            f"got {_shown(value)}")
+                            f"got {shorten(value)}")
         return value
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise UserError(f"{where} must be a mapping, got {_shown(value)}")
+            raise UserError(f"{where} must be a mapping, got {shorten(value)}")
         return dict(value)
     if kind in _SCALARS:
         accepted, what = _SCALARS[kind]
         # bool is an int in Python; keep true/false out of numbers and numbers out of flags
         if isinstance(value, bool) != (kind is bool) or not isinstance(value, accepted):
-            raise UserError(f"{where} must be {what}, got {_shown(value)}")
+            raise UserError(f"{where} must be {what}, got {shorten(value)}")
         if kind in (int, float):
             _check_number(value, where)
         return float(value) if kind is float else value
@@ -257,19 +257,10 @@ def _coerce(kind: Any, value: Any, where: str) -> Any:
 
 def _check_number(value: float, where: str) -> None:
     if isinstance(value, float) and not math.isfinite(value):
-        raise UserError(f"{where} must be a finite number, got {_shown(value)}")
+        raise UserError(f"{where} must be a finite number, got {shorten(value)}")
     maximum = MAXIMA.get(where)
     if maximum is not None and value > maximum:
-        raise UserError(f"{where} must be at most {maximum:g}, got {_shown(value)}")
-
-
-def _shown(value: Any) -> str:
-    """`value` for a message: short, whatever a client sent (a huge int or string)."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int beyond Python's 4300-digit str limit
-        return "a very large integer"
-    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+        raise UserError(f"{where} must be at most {maximum:g}, got {shorten(value)}")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -300,12 +291,12 @@ def parse_override(text: str) -> tuple[str, Any]:
     """("section.key", value) from "section.key=value", the value read as YAML."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise UserError(f"override {_shown(text)} must look like section.key=value")
+        raise UserError(f"override {shorten(text)} must look like section.key=value")
     try:
         value = yaml.load(raw, Loader=_NoAliasLoader)  # a SafeLoader: plain data only
     except yaml.YAMLError as exc:
         reason = str(exc).splitlines()[0][:120]
-        raise UserError(f"override {_shown(text)}: value is not valid YAML ({reason})") from exc
+        raise UserError(f"override {shorten(text)}: value is not valid YAML ({reason})") from exc
     return key.strip(), value
 
 

@@ -1,6 +1,16 @@
 """Errors that reach a user as one readable line (CLI) or a 4xx JSON body (API)."""
 
 
+def shorten(value: object, limit: int = 60) -> str:
+    """`repr(value)` for a message, cut to about `limit` characters: whatever a client sent (a
+    100 KB clip id, a 5000-digit integer), the answer need not repeat it."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's 4300-digit str limit
+        return "a very large integer"
+    return text if len(text) <= limit else f"{text[:limit - 20]}... ({len(text)} characters)"
+
+
 class UserError(Exception):
     """A problem with what the user gave us (a file, a flag, a request), not a bug."""
 

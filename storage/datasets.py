@@ -16,7 +16,7 @@ from mugcore.data.hashing import dataset_hash
 from mugcore.data.io import load_dataset, save_dataset
 from mugcore.data.schema import SPLITS, TRUTH_KEYS, MMSADataset
 from mugcore.data.validate import check_dataset
-from mugcore.errors import UserError
+from mugcore.errors import UserError, shorten
 from storage.errors import Conflict, NotFound
 from storage.models import ACTIVE_JOB_STATUSES, Clip, Dataset, Job, LabelSet
 from storage.records import DatasetInfo, plain_json, utc, utcnow
@@ -101,7 +101,7 @@ class DatasetsMixin:
         else:
             row = s.scalar(select(Dataset).where(Dataset.name == dataset))
         if row is None:
-            raise NotFound(f"no dataset {dataset!r} in store {self.location}")
+            raise NotFound(f"no dataset {shorten(dataset)} in the store")
         return row
 
     def get_dataset(self, dataset: str | int) -> DatasetInfo:

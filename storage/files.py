@@ -69,7 +69,7 @@ def read_label_file(path: Path) -> dict[str, np.ndarray]:
             keys = LABEL_KEYS + tuple(k for k in UNCERTAINTY_KEYS if k in f)
             out = {key: f[key][()] for key in keys}
     except FileNotFoundError as exc:
-        raise NotFound(f"label-set file {path} is gone (deleted meanwhile?)") from exc
+        raise NotFound(f"label-set file {path.name} is gone (deleted meanwhile?)") from exc
     for key in ("clip_id", "split"):
         out[key] = _decode_utf8(out[key])
     if 0 < len(out) - len(LABEL_KEYS) < len(UNCERTAINTY_KEYS):

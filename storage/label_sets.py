@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mugcore.errors import UserError
+from mugcore.errors import UserError, shorten
 from storage import files
 from storage.datasets import as_text
 from storage.errors import Conflict, NotFound
@@ -138,7 +138,7 @@ class LabelSetsMixin:
             return row, ds_row.name
         row = s.get(LabelSet, parse_label_set_id(label_set))
         if row is None:
-            raise NotFound(f"no label set {label_set} in store {self.location}")
+            raise NotFound(f"no label set {shorten(label_set)} in the store")
         if ds_row is not None and row.dataset_id != ds_row.id:
             raise UserError(f"label set {row.id} belongs to another dataset than {ds_row.name!r}")
         return row, s.get_one(Dataset, row.dataset_id).name
@@ -157,7 +157,7 @@ class LabelSetsMixin:
         with self._write() as s:
             row = s.get(LabelSet, parse_label_set_id(label_set))
             if row is None:
-                raise NotFound(f"no label set {label_set} in store {self.location}")
+                raise NotFound(f"no label set {shorten(label_set)} in the store")
             active = s.scalars(select(Job.id).where(Job.label_set_id == row.id,
                                                     Job.status.in_(ACTIVE_JOB_STATUSES))).all()
             if active:

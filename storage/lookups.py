@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from mugcore.data.schema import MODALITIES, SPLITS
-from mugcore.errors import UserError
+from mugcore.errors import UserError, shorten
 from storage import files
 from storage.errors import NotFound
 from storage.label_sets import LabelArrays, parse_label_set_id
@@ -124,7 +124,7 @@ class LookupsMixin:
                                (clip_id, str(dataset), _as_id(dataset)))
         if not rows:
             where = "" if dataset is None else f" in dataset {dataset!r}"
-            raise NotFound(f"unknown clip id {clip_id!r}{where}")
+            raise NotFound(f"unknown clip id {shorten(clip_id)}{where}")
         if len(rows) > 1:
             names = ", ".join(sorted(r[7] for r in rows))
             raise UserError(f"clip id {clip_id!r} is in several datasets ({names}); "
@@ -140,7 +140,7 @@ class LookupsMixin:
         if arrays is None:
             found = self._query(_LABEL_SET_SQL, (ls_id,))
             if not found:
-                raise NotFound(f"no label set {ls_id} in store {self.location}")
+                raise NotFound(f"no label set {ls_id} in the store")
             if found[0][0] != dataset_id:
                 raise UserError(f"label set {ls_id} belongs to another dataset than {name!r}")
             arrays = self._arrays(ls_id, found[0][1])

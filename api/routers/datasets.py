@@ -72,7 +72,7 @@ def _register_upload(store: LabelStore, upload: Upload, name: str | None) -> Dat
         stem = Path(upload.filename).stem if upload.filename else "upload"
         return store.register_dataset(name or stem, ds, source_format=_format_of(upload.path))
     finally:
-        upload.path.unlink(missing_ok=True)
+        upload.discard()
 
 
 def _register_path(store: LabelStore, settings: Settings, body: DatasetPath) -> DatasetInfo:

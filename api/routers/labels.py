@@ -8,19 +8,24 @@ loop; serve with more API processes there."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from api.deps import LabelSetDep, ReadAccess, StoreDep
 from api.schemas import ClipLabelsOut
 
 router = APIRouter(prefix="/v1/labels", tags=["labels"])
 
+# Far longer than any real clip id ("video$_$clip"); longer ones name nothing.
+MAX_CLIP_ID = 1024
 
-@router.get("/{clip_id}", response_model=ClipLabelsOut, dependencies=[ReadAccess],
+
+# `:path`: clip ids may hold '/' (sent as is or as %2F).
+@router.get("/{clip_id:path}", response_model=ClipLabelsOut, dependencies=[ReadAccess],
             operation_id="get_clip_labels",
             summary="Uni-labels of one clip from a label set (default: the dataset's latest)")
 async def get_clip_labels(
-    clip_id: str, store: StoreDep, label_set: LabelSetDep,
+    clip_id: Annotated[str, Path(min_length=1, max_length=MAX_CLIP_ID)], store: StoreDep,
+    label_set: LabelSetDep,
     dataset: Annotated[str | None, Query(min_length=1, max_length=128, description=
                                          "dataset name or id; needed only when several "
                                          "datasets hold this clip id")] = None,
