@@ -71,6 +71,9 @@ class Stage1Config:
     cross_fit_folds: int = 0  # (choice) K-fold out-of-fold representations; 0 = off
     cross_fit_by: Literal["video", "clip"] = "video"  # (choice) fold unit: whole videos or clips
     max_iterations: int = 0  # stop each training run after this many batches; 0 = no limit
+    # training batches of clips with like text length (less padding for BERT); see
+    # docs/results.md for its effect
+    bucket_by_length: bool = False
 
     def check(self) -> None:
         _positive(self, "batch_size", "max_epochs", "patience", "projector_hidden", "lr",

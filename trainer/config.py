@@ -41,6 +41,14 @@ class TrainerConfig:
     # Metric family for test/valid figures; `auto` picks it from the dataset's label bound.
     metrics: str = "auto"
     grad_clip: float = 1.0
+    # Training batches of clips with like text length (less padding; see docs/results.md for
+    # its effect on the metrics); False: plain shuffled batches.
+    bucket_by_length: bool = False
+    # bf16 autocast of the training forward pass (for GPUs with bf16; on a CPU it runs, but
+    # is rarely faster); evaluation stays in float32.
+    bf16_autocast: bool = False
+    # Page-locked training batches for asynchronous copies to a GPU; no effect on a CPU.
+    pin_memory: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -55,6 +63,8 @@ class TrainerConfig:
             ("metrics", self.metrics in METRIC_FAMILIES, f"must be one of {METRIC_FAMILIES}"),
             ("grad_clip", self.grad_clip >= 0, "must be >= 0 (0: no clipping)"),
             ("net", isinstance(self.net, dict), "must be a mapping of NetConfig fields"),
+            *((name, isinstance(getattr(self, name), bool), "must be true or false")
+              for name in ("bucket_by_length", "bf16_autocast", "pin_memory")),
         ]
         for name, ok, problem in checks:
             if not ok:

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import Tensor
 from torch.utils.data import DistributedSampler, Sampler
 
+from mugcore.data.batches import length_buckets
 from mugcore.errors import UserError
 
 
@@ -74,15 +76,20 @@ def local_batch_size(env: DistEnv, global_batch: int) -> int:
     return global_batch // env.world_size
 
 
-def train_indices(env: DistEnv, n: int, *, seed: int, epoch: int, global_batch: int) -> np.ndarray:
-    """This rank's clip indices for one epoch, in order; see the module docstring."""
+def train_indices(env: DistEnv, n: int, *, seed: int, epoch: int, global_batch: int,
+                  lengths: Tensor | None = None) -> np.ndarray:
+    """This rank's clip indices for one epoch, in order; see the module docstring. With
+    `lengths` (n,), global batches hold clips of like length (mugcore's length_buckets)."""
     # The tail that does not fill a global batch is dropped on every rank count alike, so
     # that no rank pads with repeated clips (which would change the global step).
     usable = n if env.world_size == 1 else n - n % global_batch
     if usable == 0:
         raise UserError(f"the train split has {n} clips, fewer than one global batch "
                         f"({global_batch}) across {env.world_size} processes")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
+    generator = torch.Generator().manual_seed(seed + epoch)
+    order = torch.randperm(n, generator=generator)
+    if lengths is not None:
+        order = length_buckets(order, lengths, global_batch, generator)
     # Rank r takes positions r, r + W, r + 2W, ... of the shared permutation.
     sampler = DistributedSampler(range(usable), num_replicas=env.world_size, rank=env.rank,
                                  shuffle=False, drop_last=True)
@@ -92,8 +99,10 @@ def train_indices(env: DistEnv, n: int, *, seed: int, epoch: int, global_batch: 
 class EpochOrder(Sampler[int]):
     """`train_indices` as a sampler: call `set_epoch` before each epoch, as with DDP."""
 
-    def __init__(self, env: DistEnv, n: int, *, seed: int, global_batch: int) -> None:
+    def __init__(self, env: DistEnv, n: int, *, seed: int, global_batch: int,
+                 lengths: Tensor | None = None) -> None:
         self.env, self.n, self.seed, self.global_batch = env, n, seed, global_batch
+        self.lengths = lengths
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -101,7 +110,7 @@ class EpochOrder(Sampler[int]):
 
     def _order(self) -> np.ndarray:
         return train_indices(self.env, self.n, seed=self.seed, epoch=self.epoch,
-                             global_batch=self.global_batch)
+                             global_batch=self.global_batch, lengths=self.lengths)
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._order().tolist())

@@ -1,11 +1,17 @@
 """Torch batching of one MMSADataset split.
 
-A split's arrays become tensors once; a batch is gathered by indexing those tensors
-(no per-clip numpy work). Each batch's audio/vision padding is trimmed to the longest
-real sequence in the batch: the encoders pack by length, so this changes speed only.
+A split's arrays become tensors once per loader; a batch is gathered by indexing those
+tensors (no per-clip or per-step numpy work). Each batch is cut to its longest real
+sequence before it is gathered: audio and vision to the longest clip's length, `text_bert`
+(and `text`, which shares its token axis) to the last token any of its clips' attention
+masks covers. The encoders read lengths and masks, so this changes speed only (tested).
+
+`bucket_by_length` orders training batches so that clips of like length share a batch,
+which cuts the padding that is left; batches stay shuffled among themselves (see
+`length_buckets`).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -17,6 +23,9 @@ from mugcore.data.schema import LENGTH_KEYS, MODALITIES, MMSADataset
 from mugcore.errors import DatasetError, UserError
 
 Batch = dict[str, Tensor]
+# Batches per pool that length_buckets sorts: large enough to find clips of like length,
+# small enough that which clips meet in a batch still changes from epoch to epoch.
+BUCKET_POOL = 50
 
 
 def _float(a: ArrayLike) -> Tensor:
@@ -80,16 +89,72 @@ class _Positions(Dataset[int]):
         return int(self.indices[i])
 
 
+def text_extent(text_bert: Tensor) -> Tensor:
+    """(N,) per clip: 1 + the last position its attention mask covers (at least 1)."""
+    covered = text_bert[:, 1] > 0  # (N, Lt)
+    positions = torch.arange(1, covered.shape[1] + 1)
+    return (covered * positions).amax(dim=1).clamp(min=1)
+
+
+def clip_lengths(ds: MMSADataset, split: str) -> Tensor:
+    """(N,) what bucket_by_length sorts by: each clip's text extent, since BERT's cost grows
+    with it (quadratically in attention) and a batch pads its text to the longest."""
+    return text_extent(torch.as_tensor(np.asarray(ds.splits[split]["text_bert"])))
+
+
+def length_buckets(order: Tensor, lengths: Tensor, batch_size: int,
+                   generator: torch.Generator, pool: int = BUCKET_POOL) -> Tensor:
+    """`order` (a shuffled permutation of clip positions) rearranged for batches of like
+    length: cut into pools of `pool` batches, each pool sorted by `lengths[order]`, the
+    result cut into batches of `batch_size`, and the full batches shuffled with `generator`.
+    A short last batch stays last, so consecutive runs of `batch_size` are still batches
+    (which DataLoader and the DDP sharding both rely on)."""
+    chunks = []
+    for start in range(0, len(order), pool * batch_size):
+        part = order[start:start + pool * batch_size]
+        chunks.append(part[torch.argsort(lengths[part], stable=True)])
+    ordered = torch.cat(chunks) if chunks else order
+    n_full = len(ordered) // batch_size
+    full = ordered[:n_full * batch_size].view(n_full, batch_size)
+    shuffled = full[torch.randperm(n_full, generator=generator)].reshape(-1)
+    return torch.cat([shuffled, ordered[n_full * batch_size:]])
+
+
+class _BucketedShuffle(Sampler[int]):
+    """A fresh seeded shuffle each epoch, then length_buckets."""
+
+    def __init__(self, lengths: Tensor, batch_size: int, seed: int) -> None:
+        self.lengths, self.batch_size = lengths, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self) -> Iterator[int]:
+        order = torch.randperm(len(self.lengths), generator=self.generator)
+        yield from length_buckets(order, self.lengths, self.batch_size, self.generator).tolist()
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
 class _Gather:
     def __init__(self, tensors: dict[str, Tensor]) -> None:
         self.tensors = tensors
+        self.text_extent = text_extent(tensors["text_bert"])
+        # `text` is cut with text_bert only where the two share the token axis (MMSA files).
+        self.trim_text = tensors["text"].shape[1] == tensors["text_bert"].shape[2]
 
     def __call__(self, positions: list[int]) -> Batch:
         idx = torch.tensor(positions, dtype=torch.long)
-        batch = {key: t[idx] for key, t in self.tensors.items()}
-        for m, length_key in LENGTH_KEYS.items():
-            longest = max(int(batch[length_key].max()), 1)
-            batch[m] = batch[m][:, :longest]  # (B, L, D) -> (B, longest, D)
+        keep = {m: max(int(self.tensors[k][idx].max()), 1) for m, k in LENGTH_KEYS.items()}
+        n_tokens = int(self.text_extent[idx].max())
+        if self.trim_text:
+            keep["text"] = n_tokens
+        batch = {}
+        for key, t in self.tensors.items():
+            if key == "text_bert":
+                t = t[:, :, :n_tokens]  # (N, 3, Lt) -> (N, 3, n_tokens), a view
+            elif key in keep:
+                t = t[:, :keep[key]]  # (N, L, D) -> (N, longest, D), a view
+            batch[key] = t[idx]  # copies only what the batch keeps
         return batch
 
 
@@ -103,6 +168,9 @@ def make_loader(
     targets: Mapping[str, ArrayLike] | None = None,
     indices: Sequence[int] | np.ndarray | None = None,
     sampler: Sampler[int] | None = None,
+    bucket_by_length: bool = False,
+    text_states: Tensor | None = None,
+    pin_memory: bool = False,
 ) -> DataLoader:
     """Batches of one split: dicts with `index` (position in the split), `text`, `text_bert`
     (long), `audio`, `audio_lengths`, `vision`, `vision_lengths`, `y`, and `y_<modality>` for
@@ -111,19 +179,34 @@ def make_loader(
     `indices` restricts the loader to those clips (e.g. one fold). Shuffling is seeded: the
     same seed gives the same order, epoch after epoch of a fresh loader. `sampler` (e.g. a
     DistributedSampler over range(len(indices or split))) replaces the built-in order.
+    `bucket_by_length` (with shuffle) puts clips of like text length in the same batch.
+    `text_states` (N, d) over the split (a frozen BERT's cached states, see
+    mugcore.models.text_states) adds `text_states` (B, d) to each batch. `pin_memory` puts
+    batches in page-locked memory, for faster asynchronous copies to a GPU.
     """
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
     if sampler is not None and shuffle:
         raise UserError("pass shuffle=False with a sampler: the sampler decides the order")
+    if bucket_by_length and not shuffle:
+        raise UserError("bucket_by_length orders shuffled batches: pass shuffle=True")
     tensors = split_tensors(ds, split, targets)
     n = ds.size(split)
+    if text_states is not None:
+        if text_states.shape[0] != n:
+            raise UserError(f"text_states has {text_states.shape[0]} rows but split {split} "
+                            f"has {n} clips")
+        tensors["text_states"] = text_states
     if indices is None:
         positions = torch.arange(n)
     else:
         positions = torch.as_tensor(np.asarray(indices, dtype=np.int64).reshape(-1))
         if positions.numel() and (int(positions.min()) < 0 or int(positions.max()) >= n):
             raise UserError(f"indices must lie in [0, {n}) for split {split}")
+    if bucket_by_length:
+        sampler = _BucketedShuffle(text_extent(tensors["text_bert"])[positions], batch_size,
+                                   seed)
+        shuffle = False
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(
         _Positions(positions),
@@ -132,6 +215,7 @@ def make_loader(
         sampler=sampler,
         generator=generator,
         collate_fn=_Gather(tensors),
+        pin_memory=pin_memory,
     )
 
 

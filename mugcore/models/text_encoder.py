@@ -48,7 +48,8 @@ def load_bert(checkpoint: str | Path) -> nn.Module:
 
 class BertTextEncoder(nn.Module):
     """text_bert (B, 3, Lt) = (token ids, attention mask, segment ids) -> [CLS] state ->
-    Linear -> (B, out_dim). With finetune=False BERT is frozen (no gradients, eval mode)."""
+    Linear -> (B, out_dim). With finetune=False BERT is frozen (no gradients, eval mode), so
+    its [CLS] states can be computed once and fed to `proj` (mugcore.models.text_states)."""
 
     def __init__(
         self, *, checkpoint: str | Path | None = None, out_dim: int, finetune: bool = True
@@ -73,6 +74,10 @@ class BertTextEncoder(nn.Module):
         return self
 
     def forward(self, text_bert: Tensor) -> Tensor:
+        return self.proj(self.cls_state(text_bert))  # (B, hidden) -> (B, out_dim)
+
+    def cls_state(self, text_bert: Tensor) -> Tensor:
+        """BERT's last-layer [CLS] state (B, hidden); gradients only when fine-tuning."""
         assert text_bert.dim() == 3 and text_bert.shape[1] == 3, (
             f"text_bert must be (B, 3, Lt), got {tuple(text_bert.shape)}"
         )
@@ -88,7 +93,7 @@ class BertTextEncoder(nn.Module):
             states = self.bert(
                 input_ids=ids, attention_mask=mask, token_type_ids=segments
             ).last_hidden_state  # (B, Lt, hidden)
-        return self.proj(states[:, 0])  # [CLS] (B, hidden) -> (B, out_dim)
+        return states[:, 0]
 
 
 class LSTMTextEncoder(nn.Module):

@@ -6,7 +6,14 @@ import torch
 from tiny_mmsa import AUDIO_LEN, VISION_LEN, build_dataset
 from torch.utils.data import DistributedSampler
 
-from mugcore.data.batches import make_loader, move_batch, split_tensors
+from mugcore.data.batches import (
+    clip_lengths,
+    length_buckets,
+    make_loader,
+    move_batch,
+    split_tensors,
+    text_extent,
+)
 from mugcore.errors import DatasetError, UserError
 from mugcore.models.multimodal_net import MultimodalNet, NetConfig
 
@@ -25,7 +32,8 @@ def test_batch_contents_and_trimming() -> None:
                       "vision_lengths", "y"}
     assert b["text_bert"].dtype == torch.long and b["audio_lengths"].dtype == torch.long
     assert b["index"].tolist() == [0, 1, 2, 3]
-    np.testing.assert_array_equal(b["text_bert"].numpy(), s["text_bert"][:4])
+    n_tokens = b["text_bert"].shape[2]
+    np.testing.assert_array_equal(b["text_bert"].numpy(), s["text_bert"][:4, :, :n_tokens])
     np.testing.assert_allclose(b["y"].numpy(), s["regression_labels"][:4])
     for m, full_len in (("audio", AUDIO_LEN), ("vision", VISION_LEN)):
         longest = int(s[f"{m}_lengths"][:4].max())
@@ -111,3 +119,71 @@ def test_lengths_beyond_padding_are_a_dataset_error() -> None:
     ds.splits["test"]["vision_lengths"][2] = VISION_LEN + 1
     with pytest.raises(DatasetError, match=r"test/vision_lengths\[2\] = 8 is outside \[0, 7\]"):
         make_loader(ds, "test", batch_size=2, shuffle=False)
+
+
+def test_text_extent_is_one_past_the_last_covered_token() -> None:
+    mask = torch.tensor([[1, 1, 0, 0, 0], [1, 0, 1, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]])
+    text_bert = torch.stack([mask * 7, mask, torch.zeros_like(mask)], dim=1).float()
+    assert text_extent(text_bert).tolist() == [2, 3, 1, 5]
+
+
+def test_text_is_cut_to_the_longest_real_text_of_the_batch() -> None:
+    ds = build_dataset(n=10)
+    s = ds.splits["train"]
+    cut = 0
+    for b in make_loader(ds, "train", batch_size=3, shuffle=True, seed=2):
+        idx = b["index"].numpy()
+        n = int(max(np.flatnonzero(row).max() + 1 for row in s["text_bert"][idx, 1]))
+        cut += n < s["text_bert"].shape[2]
+        assert b["text_bert"].shape == (len(idx), 3, n) and b["text"].shape[1] == n
+        np.testing.assert_array_equal(b["text_bert"].numpy(), s["text_bert"][idx, :, :n])
+        np.testing.assert_array_equal(b["text"].numpy(), s["text"][idx, :n])
+    assert cut, "no batch had text padding to cut: the test data is too uniform"
+
+
+def test_length_buckets_group_like_lengths_and_keep_every_clip() -> None:
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 50, (103,), generator=g)
+    order = torch.randperm(103, generator=g)
+    out = length_buckets(order, lengths, 8, g, pool=100)  # one pool holds every clip
+    assert sorted(out.tolist()) == list(range(103))
+    full = [out[i:i + 8] for i in range(0, 96, 8)]
+    spans = [(int(lengths[b].min()), int(lengths[b].max())) for b in full]
+    ranked = sorted(spans)
+    assert all(hi <= lo for (_, hi), (lo, _) in zip(ranked, ranked[1:], strict=False))
+    assert spans != ranked  # the batches themselves are shuffled
+    tail = out[96:]  # 103 % 8 = 7 clips: the short batch stays last (the longest ones here)
+    assert len(tail) == 7 and int(lengths[tail].min()) >= ranked[-1][1]
+    padded = sum(int(lengths[b].max()) * len(b) for b in full)
+    random_padded = sum(int(lengths[order[i:i + 8]].max()) * 8 for i in range(0, 96, 8))
+    assert padded < 0.7 * random_padded
+    again = torch.Generator().manual_seed(0)
+    lengths2 = torch.randint(1, 50, (103,), generator=again)
+    assert length_buckets(torch.randperm(103, generator=again), lengths2, 8, again,
+                          pool=100).tolist() == out.tolist()
+
+
+def test_bucketed_loader_is_seeded_and_visits_every_clip() -> None:
+    ds = build_dataset(n=10)
+    a = make_loader(ds, "train", batch_size=3, shuffle=True, seed=4, bucket_by_length=True)
+    b = make_loader(ds, "train", batch_size=3, shuffle=True, seed=4, bucket_by_length=True)
+    first = _order(a)
+    assert sorted(first) == list(range(10)) and first == _order(b)
+    assert _order(a) != first  # a new order each epoch
+    sub = make_loader(ds, "train", batch_size=2, shuffle=True, seed=4, bucket_by_length=True,
+                      indices=[1, 3, 5, 7])
+    assert sorted(_order(sub)) == [1, 3, 5, 7]
+    assert clip_lengths(ds, "train").tolist() == text_extent(
+        torch.as_tensor(ds.splits["train"]["text_bert"])).tolist()
+    with pytest.raises(UserError, match="bucket_by_length orders shuffled batches"):
+        make_loader(ds, "train", batch_size=3, shuffle=False, bucket_by_length=True)
+
+
+def test_text_states_ride_along_with_their_clips() -> None:
+    ds = build_dataset(n=10)
+    states = torch.arange(20.0).view(10, 2)
+    for b in make_loader(ds, "valid", batch_size=4, shuffle=True, text_states=states):
+        torch.testing.assert_close(b["text_states"], states[b["index"]])
+    with pytest.raises(UserError, match="text_states has 3 rows but split valid has 10"):
+        make_loader(ds, "valid", batch_size=4, shuffle=False, text_states=states[:3])
+

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_mmsa import build_dataset
+from tiny_mmsa import build_dataset, pad_text
 
-from mugcore.data.batches import make_loader
+from mugcore.data.batches import make_loader, split_tensors
 from mugcore.errors import UserError
 from mugcore.models.multimodal_net import MultimodalNet, NetConfig
 from mugcore.models.text_encoder import BertTextEncoder, default_checkpoint
@@ -65,3 +65,17 @@ def test_frozen_bert_inside_the_multimodal_net() -> None:
     assert all(p.grad is None for p in text.bert.parameters())
     assert text.proj.weight.grad is not None
     assert net.encoders["audio"].proj.weight.grad is not None
+
+
+def test_cutting_text_padding_leaves_bert_outputs_unchanged() -> None:
+    ds = pad_text(build_dataset(n=9), width=40)
+    torch.manual_seed(0)
+    encoder = BertTextEncoder(out_dim=5).eval()  # eval: no dropout, so both runs are exact
+    full = split_tensors(ds, "valid")["text_bert"]  # every clip padded to 40 tokens
+    batches = list(make_loader(ds, "valid", batch_size=4, shuffle=False))
+    assert max(b["text_bert"].shape[2] for b in batches) <= 8 < full.shape[2]
+    with torch.no_grad():
+        want = encoder(full)
+        got = torch.cat([encoder(b["text_bert"]) for b in batches])
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from tiny_mmsa import AUDIO_DIM, TEXT_DIM, VISION_DIM, build_dataset
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from mugcore.data.batches import make_loader
 from mugcore.errors import UserError
@@ -35,8 +36,32 @@ def test_padding_does_not_change_output(num_layers: int, centre: bool) -> None:
     for i in range(5):
         alone = enc(x[i : i + 1, : lengths[i]], lengths[i : i + 1])
         torch.testing.assert_close(alone, out[i : i + 1], atol=1e-6, rtol=0)
-    # Sanity: the padding would matter without packing.
+    # Sanity: the padding would matter without the lengths.
     assert not torch.allclose(enc(garbage), enc(clean), atol=1e-3)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_padded_lstm_reads_what_a_packed_one_computes(num_layers: int) -> None:
+    """The encoder runs the LSTM over padding and reads each clip's last real state; a packed
+    LSTM skips the padding. Outputs and gradients must agree."""
+    enc = _encoder(num_layers=num_layers)
+    x = torch.randn(6, 40, 4)
+    lengths = torch.tensor([40, 1, 13, 27, 5, 39])
+
+    def packed_reference() -> torch.Tensor:
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        _, (h_n, _) = enc.lstm(packed)
+        return enc.proj(h_n[-1])
+
+    got, want = enc(x, lengths), packed_reference()
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    grads = []
+    for out in (got, want):
+        enc.zero_grad()
+        out.pow(2).sum().backward()
+        grads.append([p.grad.clone() for p in enc.lstm.parameters()])
+    for g, w in zip(*grads, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
 
 
 def test_centring_removes_a_clip_offset_from_the_lstm_and_keeps_it_as_the_level() -> None:

@@ -33,3 +33,13 @@ def build_dataset(*, n: int = 10, aligned: bool = False, seed: int = 0) -> MMSAD
         splits[split] = s
     return MMSADataset(splits=splits, attrs={"label_bound": 3.0, "synthetic": True})
 
+
+def pad_text(ds: MMSADataset, width: int) -> MMSADataset:
+    """The same clips with `text_bert` and `text` zero-padded to `width` tokens, as MMSA files
+    pad every clip to 50 (39 for SIMS) whatever its real length."""
+    for s in ds.splits.values():
+        extra = width - s["text_bert"].shape[2]
+        s["text_bert"] = np.pad(s["text_bert"], ((0, 0), (0, 0), (0, extra)))
+        s["text"] = np.pad(s["text"], ((0, 0), (0, extra), (0, 0)))
+    return ds
+
