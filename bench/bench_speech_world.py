@@ -4,8 +4,8 @@ A MOSI-shaped synthetic dataset (make_synthetic("mosi"), 1,284 / 229 / 686 clips
 gets its audio replaced by eGeMAPS descriptors of espeak-ng speech. Reported:
 
 - cost: seconds per clip of the cold run (synthesis + extraction, in 2 processes, into an empty
-  cache), the same split into espeak-ng and openSMILE for a sample of clips in this process,
-  and seconds per clip of a second run that only reads the cache;
+  cache), the same split into espeak-ng and openSMILE for a sample of clips in this process
+  (wall and CPU seconds), and seconds per clip of a second run that only reads the cache;
 - learnability of the audio sentiment s_A on the test split: a ridge regression (fit on train,
   alpha by cross-validation) on per-clip summaries (mean, std and slope over the real frames of
   each channel) against copying y_M, MAE and Pearson r; the same ridge on the generator's own
@@ -21,6 +21,7 @@ since this machine is shared.
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -73,16 +74,23 @@ def sample_costs(ds: MMSADataset, seed: int, n: int) -> dict[str, float]:
                             tr[TRUTH_KEYS["audio"]][:n] / ds.label_bound, seed=seed,
                             prosody=Prosody())
     extract(speak(plans[0]))  # openSMILE's first call loads its configuration
-    t_speak = t_extract = seconds = 0.0
+    wall = {"espeak": 0.0, "opensmile": 0.0}
+    cpu = dict(wall)
+    seconds = 0.0
     for utt in plans:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         signal = speak(utt)
-        t1 = time.perf_counter()
+        t1, c1, p1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN), \
+            time.process_time()
         extract(signal)
-        t_speak += t1 - t0
-        t_extract += time.perf_counter() - t1
+        wall["espeak"] += t1 - t0
+        wall["opensmile"] += time.perf_counter() - t1
+        # CPU seconds as well as wall seconds: the shared machine's load inflates the latter.
+        cpu["espeak"] += c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime
+        cpu["opensmile"] += time.process_time() - p1
         seconds += len(signal[0]) / signal[1]
-    return {"espeak_s_per_clip": t_speak / n, "opensmile_s_per_clip": t_extract / n,
+    return {**{f"{k}_s_per_clip": v / n for k, v in wall.items()},
+            **{f"{k}_cpu_s_per_clip": v / n for k, v in cpu.items()},
             "speech_s_per_clip": seconds / n}
 
 

@@ -115,13 +115,14 @@ def speechify_audio(ds: MMSADataset, *, cache_dir: Path, seed: int, frames: int 
                                     ds.splits[split][TRUTH_KEYS["audio"]] / bound,
                                     seed=seed, prosody=prosody)
              for split in SPLITS}
-    cache_dir = Path(cache_dir)
-    total = sum(len(p) for p in plans.values())
-    with tqdm(total=total, desc="speech", unit="clip", disable=not progress) as bar:
-        lld = {split: extract_all(plans[split], cache_dir, versions, workers, bar.update)
-               for split in SPLITS}
-    hop = max(MIN_HOP, -(-max(len(m) for ms in lld.values() for m in ms) // frames))
-    pooled = {split: [pool(m, hop) for m in lld[split]] for split in SPLITS}
+    every = [utt for split in SPLITS for utt in plans[split]]
+    with tqdm(total=len(every), desc="speech", unit="clip", disable=not progress) as bar:
+        lld = extract_all(every, Path(cache_dir), versions, workers, bar.update)
+    hop = max(MIN_HOP, -(-max(len(m) for m in lld) // frames))
+    pooled, start = {}, 0
+    for split in SPLITS:
+        pooled[split] = [pool(m, hop) for m in lld[start:start + len(plans[split])]]
+        start += len(plans[split])
     train = np.concatenate(pooled["train"])
     mean, std = train.mean(0), train.std(0)
     std[std == 0] = 1.0  # a constant channel stays zero rather than dividing by zero

@@ -144,6 +144,24 @@ def test_missing_espeak_is_a_clear_error(tiny: MMSADataset, tmp_path: Path,
     assert not (tmp_path / "cache").exists()
 
 
+def test_missing_opensmile_is_a_clear_error(tiny: MMSADataset, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # An executable named espeak-ng so that the check gets as far as the import; it is
+    # never run, since the missing package stops the check first.
+    exe = tmp_path / "espeak-ng"
+    exe.write_text("#!/bin/sh\nexit 1\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "opensmile", None)
+    tool_versions.cache_clear()
+    try:
+        with pytest.raises(UserError, match=r"opensmile: .*pip install '\.\[bench\]'"):
+            speechify_audio(tiny, cache_dir=tmp_path / "cache", seed=0)
+    finally:
+        tool_versions.cache_clear()
+    assert not (tmp_path / "cache").exists()
+
+
 @needs_tools
 def test_prosody_reaches_the_features() -> None:
     """Real speech: the positive setting has a higher pitch, is louder and is shorter."""
