@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 labels = stage1_predictor(reps)
             else:
                 with seeded(seed):
-                    labels = get_method(method).run(visible, reps, config, seed)
+                    labels = get_method(method).run(visible, reps, config, seed).labels
             row["stage2_s"] = time.perf_counter() - started
             if not args.timing_only:
                 ids, split_of = all_clips(ds)

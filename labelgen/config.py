@@ -38,6 +38,10 @@ MAXIMA: dict[str, float] = {
         "epochs": 10_000, "batch_size": 4096, "hidden": 4096, "label_embed_dim": 1024,
         "inner_lr": 10.0, "meta_lr": 10.0, "noise_text": 10.0, "noise_audio": 10.0,
         "noise_vision": 10.0, "meta_test_noise": 10.0, "average_last": 1.0}.items()},
+    "selection.noise_grid": 10.0, "selection.noise_scale": 10.0,
+    "selection.cross_fit_folds": 20, "selection.memorisation_gap": 1.0,
+    **{f"gate.{k}": 100.0 for k in ("min_signal_z", "own_z_low", "own_z_high")},
+    "uncertainty.level": 0.999,
     **{f"mlc.{k}": v for k, v in {
         "epochs": 10_000, "batch_size": 4096, "hidden": 4096, "label_embed_dim": 1024,
         "inner_lr": 10.0, "meta_lr": 10.0}.items()},
@@ -117,15 +121,76 @@ class Stage2Config:
     second_order: bool = True  # (choice) differentiate through the inner step; False: first order
     multimodal_denoising: bool = True  # (choice) meta-test task; False = ablation
     normalise_reps: bool = False  # (choice) standardise representations before MUCN
+    # labels from the mean of the MUCN parameters after each of this last fraction of epochs
+    # (0: the last iterate)
+    average_last: float = 0.5
 
     def check(self) -> None:
         _positive(self, "epochs", "batch_size", "hidden", "label_embed_dim", "inner_lr", "meta_lr")
         _non_negative(self, "noise_text", "noise_audio", "noise_vision")
+        if not 0 <= self.average_last <= 1:
+            raise UserError(f"stage2.average_last must be in [0, 1], got {self.average_last}")
         if self.meta_test_noise is not None:
             _non_negative(self, "meta_test_noise")
 
     def noise(self, modality: str) -> float:
         return float(getattr(self, f"noise_{modality}"))
+
+
+@_options
+class SelectionConfig:
+    """How `mug` chooses its settings per dataset from train/valid data and y_M alone
+    (labelgen/selection.py, labelgen/cross_fit.py). enabled=false: the stage2/stage1 values."""
+
+    enabled: bool = True
+    # candidate label noises (fractions of H), all trained in one grouped stage 2
+    noise_grid: list[float] = dataclasses.field(
+        default_factory=lambda: [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.55, 0.7])
+    noise_scale: float = 1.0  # the denoising criterion's noise: this times residual_sd
+    # cross-fit stage 1 with this many folds when its unimodal predictors fit the train clips
+    # better than held-out clips by more than memorisation_gap (in R^2); 0: never
+    cross_fit_folds: int = 5
+    memorisation_gap: float = 0.1
+
+    def check(self) -> None:
+        if not self.noise_grid or len(self.noise_grid) > 32:
+            raise UserError("selection.noise_grid must list 1 to 32 noise levels")
+        if min(self.noise_grid) <= 0:
+            raise UserError("selection.noise_grid: every noise level must be > 0")
+        _positive(self, "noise_scale")
+        _non_negative(self, "memorisation_gap")
+        if self.cross_fit_folds == 1 or self.cross_fit_folds < 0:
+            raise UserError(f"selection.cross_fit_folds must be 0 (never) or at least 2, "
+                            f"got {self.cross_fit_folds}")
+
+
+@_options
+class GateConfig:
+    """The per-modality safety gate of `mug` (labelgen/gate.py). enabled=false: keep every
+    correction."""
+
+    enabled: bool = True
+    min_signal_z: float = 2.0  # below: the features predict held-out y_M too little -> copy
+    own_z_low: float = 1.0  # z of the modality's own information: at or below -> copy
+    own_z_high: float = 2.5  # at or above -> the whole correction; between: shrink
+
+    def check(self) -> None:
+        _non_negative(self, "min_signal_z", "own_z_low")
+        if not self.own_z_high > self.own_z_low:
+            raise UserError(f"gate.own_z_high must exceed gate.own_z_low, got "
+                            f"{self.own_z_high} <= {self.own_z_low}")
+
+
+@_options
+class UncertaintyConfig:
+    """Per-clip uncertainty of `mug`'s uni-labels (labelgen/uncertainty.py)."""
+
+    enabled: bool = True
+    level: float = 0.9  # coverage the intervals are calibrated for
+
+    def check(self) -> None:
+        if not 0.5 <= self.level < 1:
+            raise UserError(f"uncertainty.level must be in [0.5, 1), got {self.level}")
 
 
 @_options
@@ -135,12 +200,15 @@ class LabelgenConfig:
     preset: str = "mosi"
     stage1: Stage1Config = dataclasses.field(default_factory=Stage1Config)
     stage2: Stage2Config = dataclasses.field(default_factory=Stage2Config)
+    selection: SelectionConfig = dataclasses.field(default_factory=SelectionConfig)
+    gate: GateConfig = dataclasses.field(default_factory=GateConfig)
+    uncertainty: UncertaintyConfig = dataclasses.field(default_factory=UncertaintyConfig)
     ulgm: dict[str, Any] = dataclasses.field(default_factory=dict)
     mlc: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def check(self) -> None:
-        self.stage1.check()
-        self.stage2.check()
+        for section in (self.stage1, self.stage2, self.selection, self.gate, self.uncertainty):
+            section.check()
         for name in BASELINE_SECTIONS:  # built as the method will build them when it runs
             module = importlib.import_module(f"labelgen.methods.{name}")
             build_dataclass(module.Config, getattr(self, name), where=f"{name}.")
@@ -247,6 +315,11 @@ def _coerce(kind: Any, value: Any, where: str) -> Any:
         if not isinstance(value, Mapping):
             raise UserError(f"{where} must be a mapping, got {shorten(value)}")
         return dict(value)
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise UserError(f"{where} must be a list, got {shorten(value)}")
+        (inner,) = typing.get_args(kind)
+        return [_coerce(inner, item, where) for item in value]
     if kind in _SCALARS:
         accepted, what = _SCALARS[kind]
         # bool is an int in Python; keep true/false out of numbers and numbers out of flags
@@ -332,4 +405,6 @@ def _non_negative(obj: Any, *names: str) -> None:
 
 
 def _section(obj: Any) -> str:
-    return {Stage1Config: "stage1", Stage2Config: "stage2"}.get(type(obj), type(obj).__name__)
+    return {Stage1Config: "stage1", Stage2Config: "stage2", SelectionConfig: "selection",
+            GateConfig: "gate", UncertaintyConfig: "uncertainty"}.get(type(obj),
+                                                                      type(obj).__name__)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from labelgen.config import LabelgenConfig, config_from_dict, preset_for_dataset
+from labelgen.cross_fit import run_stage1_chosen
 from labelgen.methods import all_clips, get_method
 from labelgen.representations import CachedReps
-from labelgen.stage1 import run_stage1
 from mugcore.data.hashing import dataset_hash
 from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS, MMSADataset
 from mugcore.metrics import unilabel_quality
@@ -39,7 +39,9 @@ class Cancelled(Exception):  # noqa: N818 -- the public name in docs/architectur
 
 @dataclass
 class LabelResult:
-    labels: dict[str, np.ndarray]  # clip_id, split, multimodal, text, audio, vision
+    # clip_id, split, multimodal, text, audio, vision; and storage.uncertainty's nine arrays
+    # when the method gives them
+    labels: dict[str, np.ndarray]
     provenance: dict[str, Any]
     quality: dict[str, dict[str, dict[str, float]]] | None  # split -> modality -> figures
     reps: CachedReps | None = None  # stage-1 representations, for methods that have them
@@ -60,8 +62,8 @@ def generate_labels(ds: MMSADataset, *, method: str,
         reps = None
         if spec.needs_reps:
             with _stage("stage1", progress, should_stop, timings) as tick:
-                reps = run_stage1(visible, config.stage1, seed=seed,
-                                  snapshots=spec.needs_snapshots, on_progress=tick)
+                reps = run_stage1_chosen(visible, config, seed=seed,
+                                         snapshots=spec.needs_snapshots, on_progress=tick)
             stage1_info = reps.info
         with _stage("stage2" if spec.needs_reps else method, progress, should_stop,
                     timings) as tick:
@@ -72,12 +74,14 @@ def generate_labels(ds: MMSADataset, *, method: str,
     multimodal = np.concatenate([np.asarray(ds.splits[s]["regression_labels"], np.float32)
                                  for s in SPLITS])
     labels = {"clip_id": clip_ids, "split": splits, "multimodal": multimodal}
-    for modality in MODALITIES:
-        values = np.asarray(generated[modality], dtype=np.float32)
+    for key, values in {**generated.labels, **generated.uncertainty}.items():
+        values = np.asarray(values, dtype=np.float32)
         if values.shape != multimodal.shape or not np.isfinite(values).all():
-            raise RuntimeError(f"method {method} gave {modality} labels of shape {values.shape} "
-                               f"or non-finite values; expected {multimodal.shape} finite")
-        labels[modality] = values
+            raise RuntimeError(f"method {method} gave {key} of shape {values.shape} or "
+                               f"non-finite values; expected {multimodal.shape} finite")
+        labels[key] = values
+    missing = [m for m in MODALITIES if m not in labels]
+    assert not missing, f"method {method} gave no labels for {missing}"
     provenance = {
         "method": method,
         "options": config.to_dict(),
@@ -90,6 +94,7 @@ def generate_labels(ds: MMSADataset, *, method: str,
     }
     if stage1_info is not None:
         provenance["stage1"] = stage1_info
+    provenance.update(generated.provenance)
     return LabelResult(labels=labels, provenance=provenance, quality=quality_of(ds, labels),
                        reps=reps)
 

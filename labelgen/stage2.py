@@ -129,11 +129,45 @@ def default_members(config: Stage2Config) -> list[Member]:
 
 
 @dataclass
+class TrainedMUCNs:
+    """The trained group with what it needs to correct any labels of any split."""
+
+    model: MUCN
+    members: list[Member]
+    reps: CachedReps
+    scales: dict[str, "_Standardiser"]
+
+    def inputs(self, split: str, kind: str = "h") -> torch.Tensor:
+        """(G, N, d): each member's representations of `split` (kind "h" or "z")."""
+        arrays = getattr(self.reps.splits[split], kind)
+        padded = {m: self.model.pad(self.scales[m](arrays[m])) for m in MODALITIES}
+        return torch.stack([padded[m.modality] for m in self.members])
+
+    @torch.no_grad()
+    def correct_rows(self, member: int, h: np.ndarray, labels_in: np.ndarray) -> np.ndarray:
+        """(N,) corrections by one member of rows h: (N, d_u) with input labels (N,)."""
+        self.model.eval()
+        x = self.model.pad(self.scales[self.members[member].modality](h))  # (N, in_dim)
+        y = torch.as_tensor(labels_in, dtype=torch.float32)
+        groups = len(self.members)  # the group evaluates every member: keep this one's
+        return self.model(x.expand(groups, -1, -1), y.expand(groups, -1))[member].numpy()
+
+    @torch.no_grad()
+    def correct(self, split: str, labels_in: np.ndarray) -> np.ndarray:
+        """(G, N) corrected labels of `split` given input labels (N,) or (G, N)."""
+        self.model.eval()
+        y = torch.as_tensor(labels_in, dtype=torch.float32)
+        y = y.expand(len(self.members), -1) if y.dim() == 1 else y
+        return self.model(self.inputs(split), y).numpy()
+
+
+@dataclass
 class Stage2Result:
     labels: dict[Member, dict[str, np.ndarray]]  # member -> split -> (N,) uni-labels
     # member -> {skip_fraction, final_loss}; seconds: the whole stage (members train together)
     info: dict[Member, dict[str, float]]
     seconds: float
+    mucns: TrainedMUCNs
 
     def of(self, modality: str) -> dict[str, np.ndarray]:
         """The labels of the modality's only member."""
@@ -170,12 +204,8 @@ def _run_stage2(reps: CachedReps, config: Stage2Config, members: list[Member], *
                      hidden=config.hidden, label_embed_dim=config.label_embed_dim,
                      bound=reps.bound, output=config.output)
 
-    def inputs(split: str, kind: str) -> torch.Tensor:
-        arrays = getattr(reps.splits[split], kind)
-        padded = {m: model.pad(scales[m](arrays[m])) for m in MODALITIES}
-        return torch.stack([padded[m.modality] for m in members])  # (G, N, d)
-
-    h, z = inputs("train", "h"), inputs("train", "z")  # (G, N, d)
+    mucns = TrainedMUCNs(model=model, members=members, reps=reps, scales=scales)
+    h, z = mucns.inputs("train", "h"), mucns.inputs("train", "z")  # (G, N, d)
     y = torch.as_tensor(train.y, dtype=torch.float32).expand(groups, -1)  # (G, N)
     sigma = torch.tensor([[m.noise * reps.bound] for m in members])  # (G, 1)
     sigma_test = (torch.full_like(sigma, config.meta_test_noise * reps.bound)
@@ -185,8 +215,10 @@ def _run_stage2(reps: CachedReps, config: Stage2Config, members: list[Member], *
     skipped = torch.zeros(groups)
     last_loss = torch.full((groups,), float("nan"))
     done = 0
+    averaged = _IterateAverage(model, start=config.epochs - round(config.average_last
+                                                                   * config.epochs))
     model.train()
-    for _epoch in range(config.epochs):
+    for epoch in range(config.epochs):
         order = torch.randperm(n_train, generator=generator)
         for start in range(0, n_train, config.batch_size):
             idx = order[start:start + config.batch_size]
@@ -197,15 +229,39 @@ def _run_stage2(reps: CachedReps, config: Stage2Config, members: list[Member], *
             done += 1
             if on_progress is not None:
                 on_progress(done / total_steps)
-    model.eval()
-    with torch.no_grad():
-        out = {split: model(inputs(split, "h"), torch.as_tensor(
-            reps.splits[split].y, dtype=torch.float32).expand(groups, -1)).numpy()
-            for split in SPLITS}  # split -> (G, N)
+        averaged.update(epoch)
+    averaged.load()
+    out = {split: mucns.correct(split, reps.splits[split].y) for split in SPLITS}  # (G, N)
     labels = {m: {split: out[split][g] for split in SPLITS} for g, m in enumerate(members)}
     info = {m: {"skip_fraction": float(skipped[g]) / max(done, 1),
                 "final_loss": float(last_loss[g])} for g, m in enumerate(members)}
-    return Stage2Result(labels=labels, info=info, seconds=time.perf_counter() - started)
+    return Stage2Result(labels=labels, info=info, seconds=time.perf_counter() - started,
+                        mucns=mucns)
+
+
+class _IterateAverage:
+    """The mean of the parameters after each epoch from `start` on (stochastic weight
+    averaging). Plain SGD on an L1 loss keeps bouncing at a fixed step size, so the last
+    iterate's labels jump between noise levels and seeds; the average settles them."""
+
+    def __init__(self, model: nn.Module, *, start: int) -> None:
+        self.model, self.start, self.count = model, start, 0
+        self.sums = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+
+    def update(self, epoch: int) -> None:
+        if epoch < self.start:
+            return
+        self.count += 1
+        with torch.no_grad():
+            for name, param in self.model.named_parameters():
+                self.sums[name] += param
+
+    def load(self) -> None:
+        if not self.count:
+            return
+        with torch.no_grad():
+            for name, param in self.model.named_parameters():
+                param.copy_(self.sums[name] / self.count)
 
 
 class _Standardiser:

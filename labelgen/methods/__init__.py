@@ -1,10 +1,13 @@
 """The label generators behind `--method`: name -> how to turn a dataset into uni-labels.
 
-Every method returns {modality: float32 array over all clips}, clips in the order of
-`all_clips(ds)` (train, then valid, then test). A method says whether it needs stage 1
-(`needs_reps`: it receives the `CachedReps`, else None) and whether it needs the per-epoch
-train snapshots (`needs_snapshots`, for ULGM). Only `reads_truth` methods are given the
-dataset's per-modality ground truth; generate.py strips it for every other method.
+Every method returns a `MethodOutput`: {modality: float32 array over all clips}, clips in the
+order of `all_clips(ds)` (train, then valid, then test), optional per-clip uncertainty arrays
+(storage.uncertainty's nine keys) and provenance sections (`selection`, `gate`,
+`uncertainty`). A method without uncertainty says why in provenance["uncertainty"]. A method
+says whether it needs stage 1 (`needs_reps`: it receives the `CachedReps`, else None) and
+whether it needs the per-epoch train snapshots (`needs_snapshots`, for ULGM). Only
+`reads_truth` methods are given the dataset's per-modality ground truth; generate.py strips
+it for every other method.
 
 Baselines written as a module `labelgen/methods/<name>.py` with
 `generate(reps, *, bound, config, seed) -> {modality: {split: labels}}` are registered with
@@ -14,7 +17,7 @@ name (`config.ulgm`, `config.mlc`) is built into it with the same strict key che
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,7 +29,21 @@ from mugcore.errors import UserError
 
 Labels = dict[str, np.ndarray]
 OnProgress = Callable[[float], None]
-MethodFn = Callable[..., Labels]
+
+
+@dataclass
+class MethodOutput:
+    labels: Labels  # modality -> (N_all,)
+    uncertainty: dict[str, np.ndarray] = field(default_factory=dict)  # "{m}_std" ... -> (N_all,)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+MethodFn = Callable[..., MethodOutput]
+
+
+def without_uncertainty(labels: Labels, reason: str) -> MethodOutput:
+    return MethodOutput(labels=labels,
+                        provenance={"uncertainty": {"method": "none", "reason": reason}})
 
 
 @dataclass(frozen=True)
@@ -61,7 +78,7 @@ def concat_splits(per_split: dict[str, np.ndarray], ds: MMSADataset, where: str)
 
 def _baseline(name: str) -> MethodFn:
     def run(ds: MMSADataset, reps: CachedReps | None, config: LabelgenConfig, seed: int, *,
-            on_progress: OnProgress | None = None) -> Labels:
+            on_progress: OnProgress | None = None) -> MethodOutput:
         del on_progress  # baselines on cached representations take seconds
         module = importlib.import_module(f"labelgen.methods.{name}")
         section = getattr(config, name)
@@ -69,25 +86,29 @@ def _baseline(name: str) -> MethodFn:
                    if hasattr(module, "Config") else section)
         assert reps is not None
         out = module.generate(reps, bound=reps.bound, config=options, seed=seed)
-        return {m: concat_splits(out[m], ds, f"{name} labels for {m}") for m in MODALITIES}
+        return without_uncertainty(
+            {m: concat_splits(out[m], ds, f"{name} labels for {m}") for m in MODALITIES},
+            f"{name} gives point labels only; mug's calibrated intervals rest on its "
+            "denoising task, which this baseline does not have")
 
     return run
 
 
 def _copy(ds: MMSADataset, reps: CachedReps | None, config: LabelgenConfig, seed: int,
-          **_: Any) -> Labels:
+          **_: Any) -> MethodOutput:
     from labelgen.methods.copy import generate
-    return generate(ds)
+    return without_uncertainty(generate(ds), "copy repeats the multimodal label: it makes no "
+                                             "estimate whose error could be stated")
 
 
 def _ground_truth(ds: MMSADataset, reps: CachedReps | None, config: LabelgenConfig, seed: int,
-                  **_: Any) -> Labels:
+                  **_: Any) -> MethodOutput:
     from labelgen.methods.ground_truth import generate
-    return generate(ds)
+    return without_uncertainty(generate(ds), "the dataset's own per-modality labels, as given")
 
 
 def _mug(ds: MMSADataset, reps: CachedReps | None, config: LabelgenConfig, seed: int, *,
-         on_progress: OnProgress | None = None) -> Labels:
+         on_progress: OnProgress | None = None) -> MethodOutput:
     from labelgen.methods.mug import generate
     assert reps is not None
     return generate(ds, reps, config, seed, on_progress=on_progress)

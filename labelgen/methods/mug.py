@@ -1,21 +1,96 @@
-"""`mug`: uni-labels from MUCNs meta-learned on the stage-1 representations (stage 2).
+"""`mug`: uni-labels from MUCNs meta-learned on the stage-1 representations (stage 2), with
+the label noise chosen per dataset, a per-modality safety gate and calibrated intervals.
 
-It reads only the cached representations and the multimodal labels; generate.py hands it a
-dataset stripped of per-modality ground truth, so it cannot peek even by mistake.
+1. Evidence (labelgen/evidence.py): held-out figures per modality, from y_M alone.
+2. Stage 2 on a grid of label noises per modality, all in one grouped network; the noise of
+   each modality is chosen by the held-out denoising criterion (labelgen/selection.py).
+   With `selection.enabled: false` stage 2 trains the configured stage2.noise_* only.
+3. The gate (labelgen/gate.py) keeps, shrinks or drops each modality's correction.
+4. Intervals (labelgen/uncertainty.py) for the gated labels.
+Everything chosen, gated or estimated goes into provenance. The method reads only the
+cached representations and the multimodal labels; generate.py hands it a dataset stripped of
+per-modality ground truth, so it cannot peek even by mistake.
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from labelgen import gate
 from labelgen.config import LabelgenConfig
-from labelgen.methods import concat_splits
+from labelgen.evidence import gather_evidence
+from labelgen.methods import MethodOutput, concat_splits
 from labelgen.representations import CachedReps
-from labelgen.stage2 import run_stage2
-from mugcore.data.schema import MODALITIES, MMSADataset
+from labelgen.selection import candidate_members, choose_noise
+from labelgen.stage2 import Member, Stage2Result, default_members, run_stage2
+from labelgen.uncertainty import conformal_intervals
+from mugcore.data.schema import MODALITIES, SPLITS, MMSADataset
 
 
 def generate(ds: MMSADataset, reps: CachedReps, config: LabelgenConfig, seed: int, *,
-             on_progress: Callable[[float], None] | None = None) -> dict[str, np.ndarray]:
-    result = run_stage2(reps, config.stage2, seed=seed, on_progress=on_progress)
-    return {m: concat_splits(result.of(m), ds, f"mug labels for {m}") for m in MODALITIES}
+             on_progress: Callable[[float], None] | None = None) -> MethodOutput:
+    out_of_fold = bool(reps.info.get("cross_fit", {}).get("train_out_of_fold", False))
+    evidence = gather_evidence(reps, train_out_of_fold=out_of_fold, seed=seed)
+    selecting = config.selection.enabled
+    members = (candidate_members(config.selection.noise_grid) if selecting
+               else default_members(config.stage2))
+    result = run_stage2(reps, config.stage2, seed=seed, members=members,
+                        on_progress=on_progress)
+    provenance: dict[str, Any] = {"evidence": {m: e.as_dict() for m, e in evidence.items()}}
+    if selecting:
+        choices = choose_noise(result, evidence, scale=config.selection.noise_scale, seed=seed)
+        chosen = {m: choices[m].member for m in MODALITIES}
+        provenance["selection"] = {
+            "criterion": "validation denoising loss at the evidence-matched noise "
+                         "(labelgen/selection.py)",
+            "cross_fit": reps.info.get("cross_fit"),
+            **{m: choices[m].as_dict() for m in MODALITIES}}
+    else:
+        chosen = {m: Member(m, config.stage2.noise(m)) for m in MODALITIES}
+        provenance["selection"] = {"enabled": False,
+                                   **{m: {"noise": chosen[m].noise} for m in MODALITIES}}
+    keep = {m: 1.0 for m in MODALITIES}
+    if config.gate.enabled:
+        decisions = {m: gate.decide(evidence[m], min_signal_z=config.gate.min_signal_z,
+                                    own_z_low=config.gate.own_z_low,
+                                    own_z_high=config.gate.own_z_high) for m in MODALITIES}
+        keep = {m: d.keep for m, d in decisions.items()}
+        provenance["gate"] = {m: d.as_dict() for m, d in decisions.items()}
+    else:
+        provenance["gate"] = {"enabled": False}
+
+    y_m = {s: reps.splits[s].y for s in SPLITS}
+    labels = {m: concat_splits({s: gate.apply(y_m[s], result.labels[chosen[m]][s], keep[m])
+                                for s in SPLITS}, ds, f"mug labels for {m}")
+              for m in MODALITIES}
+    # the intervals rest on the evidence-matched noise whatever noise trained the MUCN
+    spread = {m: config.selection.noise_scale * evidence[m].residual_sd for m in MODALITIES}
+    uncertainty, summary = _uncertainty(result, chosen, keep, spread=spread, config=config,
+                                        seed=seed)
+    provenance["uncertainty"] = summary
+    provenance["stage2"] = {"seconds": result.seconds, "members": len(members),
+                            **{m: result.info[chosen[m]] for m in MODALITIES}}
+    return MethodOutput(labels=labels, uncertainty=uncertainty, provenance=provenance)
+
+
+def _uncertainty(result: Stage2Result, chosen: dict[str, Member], keep: dict[str, float], *,
+                 spread: dict[str, float], config: LabelgenConfig,
+                 seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    level = config.uncertainty.level
+    if not config.uncertainty.enabled:
+        return {}, {"method": "none", "reason": "uncertainty.enabled is false"}
+    arrays: dict[str, np.ndarray] = {}
+    summary: dict[str, Any] = {"method": "split conformal on the held-out denoising task, "
+                                         "normalised by a residual model (labelgen/"
+                                         "uncertainty.py)", "level": level}
+    for m in MODALITIES:
+        member = result.mucns.members.index(chosen[m])
+        intervals = conformal_intervals(result.mucns, member, keep=keep[m],
+                                        noise=spread[m], level=level, seed=seed)
+        arrays[f"{m}_std"], arrays[f"{m}_lower"], arrays[f"{m}_upper"] = (
+            intervals.std, intervals.lower, intervals.upper)
+        summary[m] = {"noise": round(spread[m], 5),
+                      "mean_std": round(float(intervals.std.mean()), 5),
+                      "mean_width": round(float((intervals.upper - intervals.lower).mean()), 5)}
+    return arrays, summary

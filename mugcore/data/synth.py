@@ -95,6 +95,8 @@ class World:
     label_step: float = 0.2  # y_M is rounded to this grid (0: not rounded)
     track_noise_sd: float = 0.5
     channel_noise_sd: float = 0.3
+    # padded (audio, vision) sequence lengths; None: the preset's
+    seq_lens: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         for name in ("weights", "deviation_sd", "signal"):
@@ -103,6 +105,10 @@ class World:
                 raise UserError(f"world.{name}: three non-negative numbers, got {value!r}")
         if not sum(self.weights) > 0:
             raise UserError("world.weights: must not all be zero")
+        if self.seq_lens is not None and (len(self.seq_lens) != 2
+                                          or min(self.seq_lens) < MIN_SEQ_LEN):
+            raise UserError(f"world.seq_lens: two lengths >= {MIN_SEQ_LEN}, "
+                            f"got {self.seq_lens!r}")
         if self.echo is not None and self.echo not in MODALITY_ORDER:
             raise UserError(f"world.echo: one of {MODALITY_ORDER} or null, got {self.echo!r}")
         for name in ("weight_concentration", "flat_fraction", "annotator_sd", "label_step",
@@ -147,6 +153,8 @@ def make_synthetic(preset: str, *, n_train: int, n_valid: int, n_test: int, seed
         raise UserError(f"seed: must be a non-negative integer, got {seed!r}")
     p = PRESETS[preset]
     world = world or World()
+    seq_len = dict(zip(("audio", "vision"), world.seq_lens or (p.seq_len, p.seq_len),
+                       strict=True))
     rng = np.random.default_rng(seed)
     fixed = np.random.default_rng([FIXED_SEED, sorted(PRESETS).index(preset)])
     mix = {"audio": _mixing_matrix(p.audio_dim, fixed),
@@ -173,8 +181,9 @@ def make_synthetic(preset: str, *, n_train: int, n_valid: int, n_test: int, seed
             n = sizes[split]
             out["text"] = np.empty((n, p.text_len, TEXT_DIM), np.float32)
             for m, dim in (("audio", p.audio_dim), ("vision", p.vision_dim)):
-                out[m] = np.empty((n, p.seq_len, dim), np.float32)
-                out[f"{m}_lengths"] = rng.integers(MIN_SEQ_LEN, p.seq_len + 1, n).astype(np.int64)
+                out[m] = np.empty((n, seq_len[m], dim), np.float32)
+                out[f"{m}_lengths"] = rng.integers(MIN_SEQ_LEN, seq_len[m] + 1,
+                                                   n).astype(np.int64)
             for c in range(0, n, CHUNK):
                 cs = slice(c, min(c + CHUNK, n))
                 gs = slice(sl.start + cs.start, sl.start + cs.stop)
@@ -184,7 +193,7 @@ def make_synthetic(preset: str, *, n_train: int, n_valid: int, n_test: int, seed
                     out[m][cs] = _sequence_features(
                         world.signal[MODALITY_ORDER.index(m)] * r[m][gs],
                         out[f"{m}_lengths"][cs], offsets[m][spk], rhythm[spk], mix[m],
-                        p.seq_len, world, rng)
+                        seq_len[m], world, rng)
                 bar.update(cs.stop - cs.start)
             splits[split] = out
 

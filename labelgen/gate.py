@@ -1,0 +1,61 @@
+"""The safety gate: per modality, keep, shrink or drop MUG's correction on held-out evidence.
+
+The uni-label is y_u = y_M + lambda_u * (MUCN_u(h_u, y_M) - y_M) with lambda_u in [0, 1]
+decided from held-out evidence (labelgen/evidence.py), never from ground truth:
+
+1. Signal. If the modality's features do not predict held-out y_M (r2 less than
+   `min_signal_z` standard errors above zero), its representation says nothing MUCN could
+   use: lambda = 0, the labels stay at y_M ("copy").
+2. Own information. A correction moves y_M toward what the modality shows. That is only
+   worth doing when the modality shows something of its own: when it improves the held-out
+   prediction of y_M beyond what the other two modalities already give (`unique`). A
+   modality whose whole signal is shared with the others may simply be y_M's own sentiment
+   (correct label: y_M), and nothing observable tells that apart from a modality the
+   annotators ignored, so the gate takes the safe reading. lambda fades in linearly as the
+   z-score of `unique` grows from `own_z_low` (lambda = 0) to `own_z_high` (lambda = 1).
+
+Decision names: "correct" (lambda = 1), "shrink" (0 < lambda < 1), "copy" (lambda = 0).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from labelgen.evidence import ModalityEvidence
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    decision: str
+    keep: float  # lambda: the fraction of the correction kept
+    reason: str
+    evidence: ModalityEvidence
+
+    def as_dict(self) -> dict[str, object]:
+        return {"decision": self.decision, "shrink": round(self.keep, 4), "reason": self.reason,
+                "evidence": self.evidence.as_dict()}
+
+
+def decide(evidence: ModalityEvidence, *, min_signal_z: float, own_z_low: float,
+           own_z_high: float) -> GateDecision:
+    assert own_z_high > own_z_low, "own_z_high must exceed own_z_low"
+    signal_z = evidence.r2 / max(evidence.r2_se, 1e-9)
+    own_z = evidence.unique / max(evidence.unique_se, 1e-9)
+    if signal_z < min_signal_z:
+        return GateDecision("copy", 0.0, f"the features predict held-out y_M too little "
+                            f"(r2 {evidence.r2:.3f}, z {signal_z:.1f} < {min_signal_z:g})",
+                            evidence)
+    keep = float(np.clip((own_z - own_z_low) / (own_z_high - own_z_low), 0.0, 1.0))
+    detail = (f"adds {evidence.unique:.3f} of Var(y_M) beyond the other modalities "
+              f"(z {own_z:.1f})")
+    if keep == 0.0:
+        return GateDecision("copy", 0.0, f"no information of its own: {detail}, below "
+                            f"{own_z_low:g}", evidence)
+    if keep < 1.0:
+        return GateDecision("shrink", keep, f"weak information of its own: {detail}",
+                            evidence)
+    return GateDecision("correct", 1.0, f"information of its own: {detail}", evidence)
+
+
+def apply(y_m: np.ndarray, corrected: np.ndarray, keep: float) -> np.ndarray:
+    return (y_m + keep * (corrected - y_m)).astype(np.float32)
