@@ -6,6 +6,7 @@ single field is to blame. Only a bug gives a 5xx, and then without internals.
 """
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -84,12 +85,28 @@ async def _user_error(_: Request, exc: UserError) -> JSONResponse:
                         status_code=_user_error_status(exc))
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     field = None
+    headers = dict(getattr(exc, "headers", None) or {})
     if exc.status_code == 401:
         field = "header.Authorization"
+    if exc.status_code == 405:
+        headers["Allow"] = _methods_of(request, headers.get("Allow", ""))
     return JSONResponse(error_body(str(exc.detail), field), status_code=exc.status_code,
-                        headers=getattr(exc, "headers", None))
+                        headers=headers or None)
+
+
+def _methods_of(request: Request, first: str) -> str:
+    """Every method the API documents at this path. Starlette's own 405 (`first`) names only
+    the methods of the first route whose path matched; HEAD goes with GET, as it serves it."""
+    methods = {m.strip() for m in first.split(",") if m.strip()}
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)),
+                        request.url.path):
+            methods |= {m.upper() for m in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

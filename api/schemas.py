@@ -6,12 +6,18 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from labelgen.config import PRESETS
+from labelgen.methods import METHODS
+
 # SQL integer ids are 64-bit: larger numbers cannot name anything (and would overflow SQLite).
 MAX_ID = 2**63 - 1
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# Enums in the OpenAPI document, from the registries the worker checks against.
+MethodName = Literal[tuple(METHODS)]  # type: ignore[valid-type]
+PresetName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 
 
 class ErrorOut(BaseModel):
@@ -24,14 +30,13 @@ class JobOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: str = Field("mug", min_length=1, max_length=64,
-                        description="label generator: mug, copy, ulgm, mlc, ground-truth")
-    preset: str | None = Field(None, max_length=64, description="config preset (mosi, mosei, "
-                               "sims, fast); default: chosen from the dataset")
+    method: MethodName = Field("mug", description="label generator")
+    preset: PresetName | None = Field(None, description="config preset; default: chosen "
+                                      "from the dataset")
     overrides: dict[str, Any] = Field(
         default_factory=dict, max_length=64,
         description='config overrides by dotted key, e.g. {"stage1.max_epochs": 2}')
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    seed: int = Field(0, ge=0, le=2**31 - 1, strict=True)  # strict: false is no seed
 
 
 class DatasetPath(BaseModel):

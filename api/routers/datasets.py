@@ -21,6 +21,8 @@ from api.schemas import (
     DatasetPath,
     IdPath,
     LabelPage,
+    MethodName,
+    PresetName,
 )
 from api.settings import Settings
 from api.uploads import Upload, receive_upload
@@ -104,8 +106,8 @@ async def create_dataset(
     name: Annotated[str | None, Query(min_length=1, max_length=128,
                                       description="dataset name; default: the file name")] = None,
     generate: Annotated[bool, Query(description="also start label generation")] = False,
-    method: Annotated[str, Query(min_length=1, max_length=64)] = "mug",
-    preset: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    method: Annotated[MethodName, Query()] = "mug",
+    preset: Annotated[PresetName | None, Query()] = None,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     set: Annotated[list[str], Query(max_length=64, description="config override "
                                     "'section.key=value' (repeatable)")] = (),  # type: ignore[assignment]
