@@ -40,7 +40,8 @@ MAXIMA: dict[str, float] = {
         "noise_vision": 10.0, "meta_test_noise": 10.0, "average_last": 1.0}.items()},
     "selection.noise_grid": 10.0, "selection.noise_scale": 10.0,
     "selection.cross_fit_folds": 20, "selection.memorisation_gap": 1.0,
-    **{f"gate.{k}": 100.0 for k in ("min_signal_z", "own_z_low", "own_z_high")},
+    **{f"gate.{k}": 100.0 for k in ("min_signal_z", "min_own_z")},
+    "gate.unique_low": 1.0, "gate.unique_high": 1.0,
     "uncertainty.level": 0.999,
     **{f"mlc.{k}": v for k, v in {
         "epochs": 10_000, "batch_size": 4096, "hidden": 4096, "label_embed_dim": 1024,
@@ -149,7 +150,7 @@ class SelectionConfig:
     noise_scale: float = 1.0  # the denoising criterion's noise: this times residual_sd
     # cross-fit stage 1 with this many folds when its unimodal predictors fit the train clips
     # better than held-out clips by more than memorisation_gap (in R^2); 0: never
-    cross_fit_folds: int = 5
+    cross_fit_folds: int = 3
     memorisation_gap: float = 0.1
 
     def check(self) -> None:
@@ -171,14 +172,18 @@ class GateConfig:
 
     enabled: bool = True
     min_signal_z: float = 2.0  # below: the features predict held-out y_M too little -> copy
-    own_z_low: float = 1.0  # z of the modality's own information: at or below -> copy
-    own_z_high: float = 2.5  # at or above -> the whole correction; between: shrink
+    # the modality's own information (share of Var(y_M) only it explains): at or below
+    # unique_low -> copy, at or above unique_high -> the whole correction, between: shrink;
+    # and none unless it is at least min_own_z standard errors above zero
+    unique_low: float = 0.015
+    unique_high: float = 0.03
+    min_own_z: float = 1.0
 
     def check(self) -> None:
-        _non_negative(self, "min_signal_z", "own_z_low")
-        if not self.own_z_high > self.own_z_low:
-            raise UserError(f"gate.own_z_high must exceed gate.own_z_low, got "
-                            f"{self.own_z_high} <= {self.own_z_low}")
+        _non_negative(self, "min_signal_z", "min_own_z", "unique_low")
+        if not self.unique_high > self.unique_low:
+            raise UserError(f"gate.unique_high must exceed gate.unique_low, got "
+                            f"{self.unique_high} <= {self.unique_low}")
 
 
 @_options

@@ -8,11 +8,13 @@ decided from held-out evidence (labelgen/evidence.py), never from ground truth:
    use: lambda = 0, the labels stay at y_M ("copy").
 2. Own information. A correction moves y_M toward what the modality shows. That is only
    worth doing when the modality shows something of its own: when it improves the held-out
-   prediction of y_M beyond what the other two modalities already give (`unique`). A
-   modality whose whole signal is shared with the others may simply be y_M's own sentiment
-   (correct label: y_M), and nothing observable tells that apart from a modality the
-   annotators ignored, so the gate takes the safe reading. lambda fades in linearly as the
-   z-score of `unique` grows from `own_z_low` (lambda = 0) to `own_z_high` (lambda = 1).
+   prediction of y_M beyond what the other two modalities already give (`unique`, a share
+   of Var(y_M)). A modality whose whole signal is shared with the others may simply be y_M's
+   own sentiment (correct label: y_M); nothing observable tells that apart from a modality
+   the annotators ignored, so the gate takes the safe reading. lambda fades in linearly as
+   `unique` grows from `unique_low` (lambda = 0) to `unique_high` (lambda = 1); a `unique`
+   less than `min_own_z` standard errors above zero counts as none. The share, not the
+   z-score, decides: with many clips a tiny share is significant and still too little.
 
 Decision names: "correct" (lambda = 1), "shrink" (0 < lambda < 1), "copy" (lambda = 0).
 """
@@ -36,21 +38,23 @@ class GateDecision:
                 "evidence": self.evidence.as_dict()}
 
 
-def decide(evidence: ModalityEvidence, *, min_signal_z: float, own_z_low: float,
-           own_z_high: float) -> GateDecision:
-    assert own_z_high > own_z_low, "own_z_high must exceed own_z_low"
+def decide(evidence: ModalityEvidence, *, min_signal_z: float, min_own_z: float,
+           unique_low: float, unique_high: float) -> GateDecision:
+    assert unique_high > unique_low, "unique_high must exceed unique_low"
     signal_z = evidence.r2 / max(evidence.r2_se, 1e-9)
     own_z = evidence.unique / max(evidence.unique_se, 1e-9)
     if signal_z < min_signal_z:
         return GateDecision("copy", 0.0, f"the features predict held-out y_M too little "
                             f"(r2 {evidence.r2:.3f}, z {signal_z:.1f} < {min_signal_z:g})",
                             evidence)
-    keep = float(np.clip((own_z - own_z_low) / (own_z_high - own_z_low), 0.0, 1.0))
+    keep = float(np.clip((evidence.unique - unique_low) / (unique_high - unique_low), 0, 1))
+    if own_z < min_own_z:
+        keep = 0.0
     detail = (f"adds {evidence.unique:.3f} of Var(y_M) beyond the other modalities "
               f"(z {own_z:.1f})")
     if keep == 0.0:
-        return GateDecision("copy", 0.0, f"no information of its own: {detail}, below "
-                            f"{own_z_low:g}", evidence)
+        return GateDecision("copy", 0.0, f"no information of its own: {detail}; needs more "
+                            f"than {unique_low:g} with z >= {min_own_z:g}", evidence)
     if keep < 1.0:
         return GateDecision("shrink", keep, f"weak information of its own: {detail}",
                             evidence)

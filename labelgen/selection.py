@@ -50,8 +50,10 @@ def candidate_members(grid: Sequence[float]) -> list[Member]:
 
 
 def choose_noise(result: Stage2Result, evidence: dict[str, ModalityEvidence], *,
-                 scale: float, seed: int) -> dict[str, NoiseChoice]:
-    """Per modality, the candidate with the lowest held-out denoising loss (module doc)."""
+                 candidates: Sequence[float], scale: float,
+                 seed: int) -> dict[str, NoiseChoice]:
+    """Per modality, the candidate noise with the lowest held-out denoising loss (module doc);
+    `result` may have trained more members than the candidates."""
     mucns = result.mucns
     y = mucns.reps.splits["valid"].y.astype(np.float64)
     bound = mucns.reps.bound
@@ -67,7 +69,7 @@ def choose_noise(result: Stage2Result, evidence: dict[str, ModalityEvidence], *,
     choices = {}
     for modality in MODALITIES:
         scores = {m.noise: float(losses[g]) for g, m in enumerate(members)
-                  if m.modality == modality}
+                  if m.modality == modality and m.noise in candidates}
         best = min(scores, key=scores.__getitem__)
         choices[modality] = NoiseChoice(member=Member(modality, best),
                                         target_noise=targets[modality], scores=scores)

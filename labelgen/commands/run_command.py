@@ -134,10 +134,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 source_format="pickle" if args.data.suffix.lower() in (".pkl", ".pickle")
                 else "hdf5")
         print(f"published label set {info.id} for dataset {name} to {args.store}")
+    from labelgen.trust_report import decision_lines, quality_lines
+
+    for line in decision_lines(result.provenance):
+        print(line)
     if result.quality is not None:
-        for modality, q in result.quality["train"].items():
-            print(f"train {modality}: MAE {q['mae']:.3f} (copy {q['copy_mae']:.3f}), "
-                  f"r {q['corr']:.3f} (copy {q['copy_corr']:.3f})")
+        for line in quality_lines(result.quality["train"]):
+            print(line)
     return 0
 
 

@@ -30,16 +30,23 @@ from mugcore.data.schema import MODALITIES, SPLITS, MMSADataset
 
 def generate(ds: MMSADataset, reps: CachedReps, config: LabelgenConfig, seed: int, *,
              on_progress: Callable[[float], None] | None = None) -> MethodOutput:
-    out_of_fold = bool(reps.info.get("cross_fit", {}).get("train_out_of_fold", False))
-    evidence = gather_evidence(reps, train_out_of_fold=out_of_fold, seed=seed)
-    selecting = config.selection.enabled
-    members = (candidate_members(config.selection.noise_grid) if selecting
+    members = (candidate_members(config.selection.noise_grid) if config.selection.enabled
                else default_members(config.stage2))
     result = run_stage2(reps, config.stage2, seed=seed, members=members,
                         on_progress=on_progress)
+    return finish(ds, reps, result, config, seed)
+
+
+def finish(ds: MMSADataset, reps: CachedReps, result: Stage2Result, config: LabelgenConfig,
+           seed: int) -> MethodOutput:
+    """Selection, gate and intervals on a trained stage 2 (its members must include the
+    candidates of `config`)."""
+    out_of_fold = bool(reps.info.get("cross_fit", {}).get("train_out_of_fold", False))
+    evidence = gather_evidence(reps, train_out_of_fold=out_of_fold, seed=seed)
     provenance: dict[str, Any] = {"evidence": {m: e.as_dict() for m, e in evidence.items()}}
-    if selecting:
-        choices = choose_noise(result, evidence, scale=config.selection.noise_scale, seed=seed)
+    if config.selection.enabled:
+        choices = choose_noise(result, evidence, candidates=config.selection.noise_grid,
+                               scale=config.selection.noise_scale, seed=seed)
         chosen = {m: choices[m].member for m in MODALITIES}
         provenance["selection"] = {
             "criterion": "validation denoising loss at the evidence-matched noise "
@@ -52,9 +59,10 @@ def generate(ds: MMSADataset, reps: CachedReps, config: LabelgenConfig, seed: in
                                    **{m: {"noise": chosen[m].noise} for m in MODALITIES}}
     keep = {m: 1.0 for m in MODALITIES}
     if config.gate.enabled:
-        decisions = {m: gate.decide(evidence[m], min_signal_z=config.gate.min_signal_z,
-                                    own_z_low=config.gate.own_z_low,
-                                    own_z_high=config.gate.own_z_high) for m in MODALITIES}
+        g = config.gate
+        decisions = {m: gate.decide(evidence[m], min_signal_z=g.min_signal_z,
+                                    min_own_z=g.min_own_z, unique_low=g.unique_low,
+                                    unique_high=g.unique_high) for m in MODALITIES}
         keep = {m: d.keep for m, d in decisions.items()}
         provenance["gate"] = {m: d.as_dict() for m, d in decisions.items()}
     else:
@@ -69,7 +77,7 @@ def generate(ds: MMSADataset, reps: CachedReps, config: LabelgenConfig, seed: in
     uncertainty, summary = _uncertainty(result, chosen, keep, spread=spread, config=config,
                                         seed=seed)
     provenance["uncertainty"] = summary
-    provenance["stage2"] = {"seconds": result.seconds, "members": len(members),
+    provenance["stage2"] = {"seconds": result.seconds, "members": len(result.mucns.members),
                             **{m: result.info[chosen[m]] for m in MODALITIES}}
     return MethodOutput(labels=labels, uncertainty=uncertainty, provenance=provenance)
 

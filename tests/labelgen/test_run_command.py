@@ -24,11 +24,15 @@ def test_copy_to_csv(tiny_mosi_h5: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert list(rows[0]) == ["clip_id", "split", "multimodal", "text", "audio", "vision"]
     assert len(rows) == 80 and {r["split"] for r in rows} == {"train", "valid", "test"}
     assert all(r["text"] == r["multimodal"] == r["vision"] for r in rows)
-    assert "train audio: MAE" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "copy = the multimodal label used as every uni-label" in printed
+    assert "audio: MAE" in printed and "level with copy" in printed
+    assert "decisions" not in printed  # copy decides nothing
 
 
 def test_mug_to_h5_with_provenance_and_store(tiny_mosi_h5: Path, tmp_path: Path,
-                                             tiny_overrides: list[str]) -> None:
+                                             tiny_overrides: list[str],
+                                             capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "labels.h5"
     sets = [a for o in tiny_overrides for a in ("--set", o)]
     code = run("--data", str(tiny_mosi_h5), "--method", "mug", "--config", "configs/fast.yaml",
@@ -45,11 +49,24 @@ def test_mug_to_h5_with_provenance_and_store(tiny_mosi_h5: Path, tmp_path: Path,
     assert meta["method"] == "mug" and meta["seed"] == 4
     assert meta["options"]["stage2"]["epochs"] == 2 and "stage1_s" in meta["timings"]
     assert meta["quality"]["train"]["vision"]["copy_mae"] > 0
+    # what mug chose, gated and estimated, per modality, printed and in the provenance
+    printed = capsys.readouterr().out
+    for m in ("text", "audio", "vision"):
+        gate = meta["gate"][m]
+        assert gate["decision"] in ("correct", "shrink", "copy") and 0 <= gate["shrink"] <= 1
+        assert f"{m}: {gate['decision']}" in printed
+        candidates = meta["selection"][m]["candidates"]
+        assert meta["selection"][m]["noise"] in [c["noise"] for c in candidates]
+        assert meta["uncertainty"][m]["mean_width"] > 0
+    assert meta["uncertainty"]["level"] == 0.9
     from storage import LabelStore
 
     with LabelStore.open(tmp_path / "store") as store:
         (label_set,) = store.list_label_sets("tiny")
         assert label_set.method == "mug"
+        assert label_set.provenance["gate"] == meta["gate"]
+        arrays = store.read_labels(label_set.id)
+        assert (arrays["audio_lower"] <= arrays["audio"]).all()
 
 
 @pytest.mark.parametrize(("argv", "message"), [
