@@ -35,6 +35,9 @@ class TrainerConfig:
     weight_decay: float = 0.0
     # Weight of the unimodal tasks on the uni-labels; 0 trains the multimodal task alone.
     beta: float = 0.1
+    # Weight each clip's unimodal losses by its uni-label's uncertainty (label sets that carry
+    # one, e.g. mug's): trainer.label_source.uncertainty_weights
+    weight_by_uncertainty: bool = False
     # Stop a seed when validation MAE has not improved for this many epochs (0: never).
     patience: int = 5
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
@@ -64,7 +67,8 @@ class TrainerConfig:
             ("grad_clip", self.grad_clip >= 0, "must be >= 0 (0: no clipping)"),
             ("net", isinstance(self.net, dict), "must be a mapping of NetConfig fields"),
             *((name, isinstance(getattr(self, name), bool), "must be true or false")
-              for name in ("bucket_by_length", "bf16_autocast", "pin_memory")),
+              for name in ("bucket_by_length", "bf16_autocast", "pin_memory",
+                           "weight_by_uncertainty")),
         ]
         for name, ok, problem in checks:
             if not ok:

@@ -38,6 +38,7 @@ class UniLabels:
     multimodal: np.ndarray
     per_modality: dict[str, np.ndarray]
     info: dict[str, Any] = field(default_factory=dict)  # id, method, provenance, quality
+    std: dict[str, np.ndarray] | None = None  # per-clip uncertainty, when the set carries it
 
     @classmethod
     def from_arrays(cls, arrays: Any, info: dict[str, Any]) -> "UniLabels":
@@ -45,11 +46,13 @@ class UniLabels:
         missing = [k for k in ("clip_id", "split", "multimodal", *MODALITIES) if k not in arrays]
         if missing:
             raise UserError(f"label set {info.get('id')}: missing arrays {missing}")
+        std = ({m: np.asarray(arrays[f"{m}_std"], dtype=np.float32) for m in MODALITIES}
+               if all(f"{m}_std" in arrays for m in MODALITIES) else None)
         return cls(clip_id=np.asarray(arrays["clip_id"]).astype(str),
                    split=np.asarray(arrays["split"]).astype(str),
                    multimodal=np.asarray(arrays["multimodal"], dtype=np.float32),
                    per_modality={m: np.asarray(arrays[m], dtype=np.float32) for m in MODALITIES},
-                   info=info)
+                   info=info, std=std)
 
     @classmethod
     def ground_truth(cls, ds: MMSADataset) -> "UniLabels":
@@ -68,8 +71,8 @@ class UniLabels:
                    info={"id": GROUND_TRUTH, "method": GROUND_TRUTH})
 
 
-def align_targets(ds: MMSADataset, labels: UniLabels, split: str) -> dict[str, np.ndarray]:
-    """The uni-labels of `split`, in the dataset's clip order; every clip must be covered."""
+def _rows(ds: MMSADataset, labels: UniLabels, split: str) -> np.ndarray:
+    """Positions in `labels` of the clips of `split`, in the dataset's clip order."""
     position = {cid: i for i, cid in enumerate(labels.clip_id)}
     ids = np.asarray(ds.splits[split]["id"]).astype(str)
     missing = [cid for cid in ids if cid not in position]
@@ -78,8 +81,31 @@ def align_targets(ds: MMSADataset, labels: UniLabels, split: str) -> dict[str, n
         more = f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
         raise UserError(f"label set {labels.info.get('id')}: {len(missing)} of {len(ids)} "
                         f"{split} clips of the dataset have no uni-labels: {shown}{more}")
-    rows = np.fromiter((position[cid] for cid in ids), dtype=np.int64, count=len(ids))
+    return np.fromiter((position[cid] for cid in ids), dtype=np.int64, count=len(ids))
+
+
+def align_targets(ds: MMSADataset, labels: UniLabels, split: str) -> dict[str, np.ndarray]:
+    """The uni-labels of `split`, in the dataset's clip order; every clip must be covered."""
+    rows = _rows(ds, labels, split)
     return {m: labels.per_modality[m][rows] for m in MODALITIES}
+
+
+def uncertainty_weights(ds: MMSADataset, labels: UniLabels,
+                        split: str) -> dict[str, np.ndarray]:
+    """Per modality, loss weights w = 1 / (1 + (std / median std)^2) over `split`'s clips,
+    scaled to mean 1 (so beta keeps its meaning): a clip of median uncertainty counts half as
+    much as a certain one, and no weight exceeds twice the mean of a flat set."""
+    if labels.std is None:
+        raise UserError(f"--weight-by-uncertainty: label set {labels.info.get('id')} "
+                        f"(method {labels.info.get('method')}) carries no per-clip uncertainty")
+    rows = _rows(ds, labels, split)
+    out = {}
+    for m in MODALITIES:
+        std = labels.std[m][rows].astype(np.float64)
+        scale = max(float(np.median(std)), 1e-6)
+        w = 1.0 / (1.0 + (std / scale) ** 2)
+        out[m] = (w / w.mean()).astype(np.float32)
+    return out
 
 
 def check_same_clips(ds: MMSADataset, reference_ids: dict[str, list[str]], source: str) -> None:

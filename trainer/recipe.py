@@ -67,8 +67,9 @@ class Stage3Objective(nn.Module):
         loss_m = (pred_m - batch["y"]).abs().mean()
         if self.beta == 0:
             return loss_m, loss_m.detach()
-        loss_u = sum((self.net.predictors[m](h[m]) - batch[f"y_{m}"]).abs().mean()
-                     for m in MODALITIES)
+        # w_<m>: per-clip weights (--weight-by-uncertainty), else every clip counts the same
+        loss_u = sum(((self.net.predictors[m](h[m]) - batch[f"y_{m}"]).abs()
+                      * batch.get(f"w_{m}", 1.0)).mean() for m in MODALITIES)
         return loss_m + self.beta * loss_u, loss_m.detach()
 
 
@@ -134,12 +135,14 @@ class Stage3Recipe:
 
     def __init__(self, *, config: TrainerConfig, ds: MMSADataset,
                  targets: dict[str, np.ndarray] | None, env: DistEnv, out_dir: Path,
-                 seed: int, meta: dict[str, Any], progress: bool = True) -> None:
+                 seed: int, meta: dict[str, Any], progress: bool = True,
+                 weights: dict[str, np.ndarray] | None = None) -> None:
         if config.beta > 0 and targets is None:
             raise UserError("beta > 0 needs uni-labels for the train split")
         self.config = config
         self.ds = ds
         self.targets = targets if config.beta > 0 else None
+        self.weights = weights if config.beta > 0 else None
         self.env = env
         self.seed = seed
         self.meta = meta  # dataset / label-set facts stored with the checkpoints
@@ -170,6 +173,7 @@ class Stage3Recipe:
             lengths=clip_lengths(self.ds, "train") if self.config.bucket_by_length else None)
         self.loader = make_loader(
             self.ds, "train", shuffle=False, sampler=self.sampler, targets=self.targets,
+            weights=self.weights,
             batch_size=distributed.local_batch_size(self.env, self.config.batch_size),
             text_states=frozen_text_states(self.net, self.ds, "train"),
             pin_memory=self.config.pin_memory and self.env.device.type == "cuda")

@@ -34,7 +34,8 @@ def _float(a: ArrayLike) -> Tensor:
 
 
 def split_tensors(
-    ds: MMSADataset, split: str, targets: Mapping[str, ArrayLike] | None = None
+    ds: MMSADataset, split: str, targets: Mapping[str, ArrayLike] | None = None,
+    weights: Mapping[str, ArrayLike] | None = None,
 ) -> dict[str, Tensor]:
     """Every field a batch carries, as tensors over the whole split (first axis: clip)."""
     if split not in ds.splits:
@@ -63,13 +64,16 @@ def split_tensors(
             out[length_key] = torch.from_numpy(lengths)
         else:  # aligned data: every clip fills the whole sequence
             out[length_key] = torch.full((n,), seq_len, dtype=torch.long)
-    for m, values in (targets or {}).items():
-        if m not in MODALITIES:
-            raise UserError(f"targets: unknown modality {m!r} (expected one of {MODALITIES})")
-        t = _float(values).reshape(-1)
-        if t.shape[0] != n:
-            raise UserError(f"targets[{m!r}] has {t.shape[0]} values but split {split} has {n}")
-        out[f"y_{m}"] = t
+    for name, prefix, per_clip in (("targets", "y", targets), ("weights", "w", weights)):
+        for m, values in (per_clip or {}).items():
+            if m not in MODALITIES:
+                raise UserError(f"{name}: unknown modality {m!r} (expected one of "
+                                f"{MODALITIES})")
+            t = _float(values).reshape(-1)
+            if t.shape[0] != n:
+                raise UserError(f"{name}[{m!r}] has {t.shape[0]} values but split {split} "
+                                f"has {n}")
+            out[f"{prefix}_{m}"] = t
     for key, t in out.items():
         if t.shape[0] != n:
             raise DatasetError(f"{split}/{key} has {t.shape[0]} entries but {n} labels")
@@ -166,6 +170,7 @@ def make_loader(
     shuffle: bool,
     seed: int = 0,
     targets: Mapping[str, ArrayLike] | None = None,
+    weights: Mapping[str, ArrayLike] | None = None,
     indices: Sequence[int] | np.ndarray | None = None,
     sampler: Sampler[int] | None = None,
     bucket_by_length: bool = False,
@@ -174,7 +179,8 @@ def make_loader(
 ) -> DataLoader:
     """Batches of one split: dicts with `index` (position in the split), `text`, `text_bert`
     (long), `audio`, `audio_lengths`, `vision`, `vision_lengths`, `y`, and `y_<modality>` for
-    each entry of `targets` (arrays over the whole split).
+    each entry of `targets` and `w_<modality>` for each entry of `weights` (arrays over the
+    whole split: uni-labels and per-clip loss weights).
 
     `indices` restricts the loader to those clips (e.g. one fold). Shuffling is seeded: the
     same seed gives the same order, epoch after epoch of a fresh loader. `sampler` (e.g. a
@@ -190,7 +196,7 @@ def make_loader(
         raise UserError("pass shuffle=False with a sampler: the sampler decides the order")
     if bucket_by_length and not shuffle:
         raise UserError("bucket_by_length orders shuffled batches: pass shuffle=True")
-    tensors = split_tensors(ds, split, targets)
+    tensors = split_tensors(ds, split, targets, weights)
     n = ds.size(split)
     if text_states is not None:
         if text_states.shape[0] != n:

@@ -12,7 +12,14 @@ import numpy as np
 
 from mugcore.data.schema import MODALITIES, TRUTH_KEYS, MMSADataset
 from trainer.config import PRESETS, TrainerConfig, load_config, parse_seeds
-from trainer.label_source import GROUND_TRUTH, LATEST, UniLabels, align_targets, open_source
+from trainer.label_source import (
+    GROUND_TRUTH,
+    LATEST,
+    UniLabels,
+    align_targets,
+    open_source,
+    uncertainty_weights,
+)
 from trainer.report import markdown_report, plot_curves, summarise, write_json
 
 if TYPE_CHECKING:  # torch and scikit-learn load only when a command runs (fast --help)
@@ -46,6 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--beta", type=float, metavar="B",
                    help="weight of the unimodal tasks (overrides config); 0 trains the "
                         "multimodal task alone (the 'no unimodal task' ablation)")
+    p.add_argument("--weight-by-uncertainty", action="store_true",
+                   help="weight each clip's unimodal losses by 1 / (1 + (std / median std)^2), "
+                        "scaled to mean 1, from the label set's per-clip uncertainty (mug "
+                        "label sets carry one; copy and ground-truth do not)")
     p.add_argument("--metrics", choices=("auto", "mosi", "sims"),
                    help="metric family (default: from config, 'auto' = from the label bound)")
     p.add_argument("--data", type=Path, metavar="FILE",
@@ -79,6 +90,8 @@ def _config(args: argparse.Namespace, ds: MMSADataset) -> TrainerConfig:
         overrides.append(f"beta={args.beta!r}")
     if args.metrics:
         overrides.append(f"metrics={args.metrics}")
+    if args.weight_by_uncertainty:
+        overrides.append("weight_by_uncertainty=true")
     return load_config(preset, overrides)
 
 
@@ -119,6 +132,8 @@ def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
     wants_labels = cfg.beta > 0 or args.label_set != LATEST
     labels = source.load_labels(args.label_set, ds) if wants_labels else None
     targets = _train_targets(ds, labels)
+    weights = (uncertainty_weights(ds, labels, "train")
+               if cfg.weight_by_uncertainty and labels is not None and cfg.beta > 0 else None)
     dataset_info = {**source.dataset_info(), "synthetic": bool(ds.attrs.get("synthetic")),
                     "label_bound": ds.label_bound}
     label_info = _label_info(labels, args.label_set)
@@ -130,7 +145,8 @@ def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
     runs, histories, recipes = [], {}, []
     for seed in cfg.seeds:
         recipe = Stage3Recipe(config=cfg, ds=ds, targets=targets, env=env, out_dir=out,
-                              seed=seed, meta=meta, progress=not args.no_progress)
+                              seed=seed, meta=meta, progress=not args.no_progress,
+                              weights=weights)
         recipe.setup(resume=args.resume)
         state = recipe.train()
         recipe.load_best()
