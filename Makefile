@@ -9,10 +9,13 @@ STAMP := $(VENV)/.installed
 .PHONY: install demo test lint clean
 
 $(STAMP): pyproject.toml
+	@echo "make: installing mug-unilabels and its dependencies (torch among them) into $(VENV):"
+	@echo "      a few minutes on a fresh machine, quiet meanwhile; later runs skip this step"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+	@echo "make: installed into $(VENV)"
 
 install: $(STAMP)
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # SQLAlchemy loads when a store is opened, not for `labelgen 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store", metavar="DIR_OR_URL", default=os.environ.get("MUG_STORE"),
-        help="label store: a directory (SQLite + HDF5 files inside it, created if missing) or "
+        help="label store: a directory (SQLite + HDF5 files inside it) or "
              "a postgresql+psycopg://USER[:PASSWORD]@HOST:PORT/DB URL (then --files is needed); "
              "default: $MUG_STORE")
     parser.add_argument(
@@ -25,8 +25,10 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_store(args: argparse.Namespace) -> LabelStore:
+    """The existing store named by --store/--files: these commands read or delete, so a
+    mistyped path is an error, not a new, empty store."""
     if not args.store:
         raise UserError("--store: no label store given (pass --store DIR_OR_URL or set MUG_STORE)")
     from storage.store import LabelStore
 
-    return LabelStore.open(args.store, files=args.files)
+    return LabelStore.open(args.store, files=args.files, create=False)

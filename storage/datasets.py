@@ -19,7 +19,7 @@ from mugcore.data.validate import check_dataset
 from mugcore.errors import UserError, shorten
 from storage.errors import Conflict, NotFound
 from storage.models import ACTIVE_JOB_STATUSES, Clip, Dataset, Job, LabelSet
-from storage.records import DatasetInfo, plain_json, utc, utcnow
+from storage.records import DatasetInfo, plain_float, plain_json, utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -172,13 +172,13 @@ def _clip_rows(ds: MMSADataset) -> list[dict[str, Any]]:
         if split not in ds.splits:
             continue
         data = ds.splits[split]
-        labels = np.asarray(data["regression_labels"], dtype=float).reshape(-1)
-        truth = {m: np.asarray(data[k], dtype=float).reshape(-1) if k in data else None
+        labels = np.asarray(data["regression_labels"]).reshape(-1)
+        truth = {m: np.asarray(data[k]).reshape(-1) if k in data else None
                  for m, k in TRUTH_KEYS.items()}
         for row, (clip_id, label) in enumerate(zip(data["id"], labels, strict=True)):
             rows.append({"clip_id": as_text(clip_id), "split": split, "row": row,
-                         "position": len(rows), "multimodal": float(label),
-                         **{f"truth_{m}": None if t is None else float(t[row])
+                         "position": len(rows), "multimodal": plain_float(label),
+                         **{f"truth_{m}": None if t is None else plain_float(t[row])
                             for m, t in truth.items()}})
     return rows
 

@@ -11,6 +11,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
 
 from mugcore.errors import UserError
 
@@ -23,12 +24,17 @@ def is_url(location: str | os.PathLike) -> bool:
     return "://" in str(location)
 
 
+def schema_revision(engine: Engine) -> str | None:
+    """The migration the database is at; None for a database that holds no store."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
 def migrate(engine: Engine, write_engine: Engine) -> None:
     """Create or upgrade the schema to the newest migration (nothing to do when it is there)."""
     config = _alembic_config()
-    with engine.connect() as conn:
-        if MigrationContext.configure(conn).get_current_revision() == _schema_head():
-            return
+    if schema_revision(engine) == _schema_head():
+        return
     # Serialise concurrent first opens: BEGIN IMMEDIATE on SQLite, an advisory lock on
     # PostgreSQL. The loser then finds the schema at head and has nothing to do.
     with write_engine.begin() as conn:
@@ -48,6 +54,30 @@ def _alembic_config() -> AlembicConfig:
 @functools.cache
 def _schema_head() -> str | None:
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def check_location(location: str | os.PathLike, *, files: str | os.PathLike | None) -> None:
+    """Could a store be opened (or made) at `location`? Checked before long work that ends by
+    publishing to it; creates nothing. A PostgreSQL URL is connected to once."""
+    from mugcore.outputs import check_output_dir
+
+    if is_url(location):
+        url = postgres_url(str(location))
+        if files is None:
+            raise UserError(f"store {redact(url)}: a PostgreSQL store needs a files "
+                            "directory for its HDF5 files (--files DIR)")
+        check_output_dir(Path(files), flag="--files")
+        engine = create_engine(url)
+        try:
+            with engine.connect():
+                pass
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise UserError(f"store {redact(url)}: cannot connect ({reason})") from None
+        finally:
+            engine.dispose()
+    else:
+        check_output_dir(Path(location), flag="--store")
 
 
 def make_dir(path: Path, what: str) -> Path:

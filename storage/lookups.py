@@ -14,7 +14,7 @@ from mugcore.errors import UserError, shorten
 from storage import files
 from storage.errors import NotFound
 from storage.label_sets import LabelArrays, parse_label_set_id
-from storage.records import ClipLabels, LabelSetInfo
+from storage.records import ClipLabels, LabelSetInfo, plain_float
 from storage.uncertainty import clip_uncertainty
 
 _ARRAY_CACHE_SETS = 16
@@ -150,9 +150,10 @@ class LookupsMixin:
         truth = None if any(t is None for t in truths) else dict(zip(MODALITIES, truths,
                                                                        strict=True))
         return ClipLabels(clip_id=clip_id, dataset=name, split=split, row=row,
-                          multimodal=float(arrays["multimodal"][i]),
-                          text=float(arrays["text"][i]), audio=float(arrays["audio"][i]),
-                          vision=float(arrays["vision"][i]), label_set=ls_id, truth=truth,
+                          multimodal=plain_float(arrays["multimodal"][i]),
+                          text=plain_float(arrays["text"][i]),
+                          audio=plain_float(arrays["audio"][i]),
+                          vision=plain_float(arrays["vision"][i]), label_set=ls_id, truth=truth,
                           uncertainty=clip_uncertainty(arrays, i))
 
 

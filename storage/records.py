@@ -21,6 +21,19 @@ def utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.replace(tzinfo=UTC)
 
 
+def plain_float(value: Any) -> float:
+    """A number as a Python float; a float32 as the shortest decimal that reads back as the same
+    float32 (-2.6, not -2.5999999046325684), which is what a JSON reader should see."""
+    return float(str(value)) if isinstance(value, np.float32) else float(value)
+
+
+def plain_floats(values: np.ndarray) -> list[float]:
+    """`plain_float` over an array, vectorised."""
+    if values.dtype == np.float32:
+        return values.astype(str).astype(np.float64).tolist()
+    return np.asarray(values, dtype=np.float64).tolist()
+
+
 def plain_json(value: Any) -> Any:
     """A JSON-ready copy (numpy scalars and arrays become Python values); UserError if some
     part cannot be stored as JSON."""

@@ -27,7 +27,15 @@ from sqlalchemy.orm import Session
 from mugcore.errors import UserError
 from storage import files
 from storage.datasets import DATASETS_DIR, DatasetsMixin
-from storage.engines import is_url, make_dir, migrate, postgres_url, redact, sqlite_engine
+from storage.engines import (
+    is_url,
+    make_dir,
+    migrate,
+    postgres_url,
+    redact,
+    schema_revision,
+    sqlite_engine,
+)
 from storage.jobs import JobsMixin
 from storage.label_sets import LABELS_DIR, ClipIndex, LabelArrays, LabelSetsMixin
 from storage.lookups import LookupsMixin
@@ -58,10 +66,15 @@ class LabelStore(DatasetsMixin, LabelSetsMixin, LookupsMixin, JobsMixin):
         self._clip_indexes: dict[tuple[int, str], ClipIndex] = {}
 
     @classmethod
-    def open(cls, location: str | os.PathLike, *, files: str | os.PathLike | None = None
-             ) -> "LabelStore":
+    def open(cls, location: str | os.PathLike, *, files: str | os.PathLike | None = None,
+             create: bool = True) -> "LabelStore":
         """Open (creating or upgrading as needed) the store at `location`: a directory (SQLite)
-        or a PostgreSQL URL, which needs `files`, the directory for the HDF5 files."""
+        or a PostgreSQL URL, which needs `files`, the directory for the HDF5 files. With
+        `create=False` (commands that only read) a store that is not there is a UserError
+        instead, and nothing is made."""
+        if not create and not is_url(location) and not (Path(location) / SQLITE_FILE).is_file():
+            raise UserError(f"no label store at {location} (no {SQLITE_FILE} there); check "
+                            "--store, or create one with `labelgen run --store`")
         if is_url(location):
             url = postgres_url(str(location))
             if files is None:
@@ -85,6 +98,9 @@ class LabelStore(DatasetsMixin, LabelSetsMixin, LookupsMixin, JobsMixin):
             store = cls(engine=engine, write_engine=sqlite_engine(db_url, "BEGIN IMMEDIATE"),
                         lookup_engine=engine, root=root, location=str(root))
         try:
+            if not create and schema_revision(store._engine) is None:
+                raise UserError(f"no label store in database {store.location}; check --store, "
+                                "or create one with `labelgen run --store`")
             migrate(store._engine, store._write_engine)
             for sub in (DATASETS_DIR, LABELS_DIR):
                 (root / sub).mkdir(exist_ok=True)

@@ -170,7 +170,7 @@ class LocalStoreSource(LabelSource):
         from storage import LabelStore
 
         super().__init__(dataset, data_file)
-        self.store = LabelStore.open(location, files=files)
+        self.store = LabelStore.open(location, files=files, create=False)  # reads only
         self._dataset = self.store.get_dataset(dataset)
 
     def dataset_info(self) -> dict[str, Any]:

@@ -100,7 +100,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"--checkpoint {path}: not a trainer checkpoint ({exc})") from None
+        # torch's own words ("PytorchStreamReader failed ... (101)") say nothing to a user.
+        raise UserError(f"--checkpoint {path}: not a trainer checkpoint (torch cannot load it: "
+                        f"{type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "net_config" not in ckpt:
         raise UserError(f"--checkpoint {path}: not a trainer checkpoint (no model/net_config)")
     return ckpt

@@ -32,8 +32,8 @@ from mugcore.data.io import load_dataset
 from mugcore.data.schema import MMSADataset
 from mugcore.errors import DatasetError, UserError
 from storage import LabelStore
-from storage.files import LABEL_KEYS
-from storage.records import DatasetInfo
+from storage.files import LABEL_KEYS, VALUE_KEYS
+from storage.records import DatasetInfo, plain_floats
 from storage.uncertainty import rows_uncertainty
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -218,7 +218,8 @@ def export_labels(
     total = len(arrays["clip_id"])
     start = _decode_cursor(cursor, total)
     stop = min(total, start + min(limit or settings.page_limit, settings.page_limit))
-    columns = {k: arrays[k][start:stop].tolist() for k in LABEL_KEYS}
+    columns = {k: plain_floats(arrays[k][start:stop]) if k in VALUE_KEYS
+               else arrays[k][start:stop].tolist() for k in LABEL_KEYS}
     items = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
     uncertainty = rows_uncertainty(arrays, start, stop) or [None] * len(items)
     for item, clip in zip(items, uncertainty, strict=True):

@@ -11,6 +11,7 @@ from mugcore.data.io import dataset_kind, load_dataset, save_dataset
 from mugcore.data.schema import LENGTH_KEYS, MMSADataset
 from mugcore.data.validate import FEATURE_KEYS, check_dataset
 from mugcore.errors import UserError
+from mugcore.outputs import check_new_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -92,8 +93,7 @@ def _check_out(out: Path, kind: str, force: bool) -> None:
     if dataset_kind(out) != kind:
         wanted = ".h5 or .hdf5" if kind == "hdf5" else ".pkl or .pickle"
         raise UserError(f"--out {out}: expected a {wanted} file")
-    if out.exists() and not force:
-        raise UserError(f"--out {out}: file exists (use --force to overwrite)")
+    check_new_file(out, flag="--out", force=force)
 
 
 def _zero_nonfinite(ds: MMSADataset) -> int:

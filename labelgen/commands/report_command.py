@@ -3,6 +3,8 @@
 import argparse
 from pathlib import Path
 
+from mugcore.outputs import check_output_dir
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -30,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, flag="--out")  # before the t-SNE, not after it
     # t-SNE and plotting pull in scikit-learn and matplotlib: only load them when reporting.
     from labelgen.report import build_report
 

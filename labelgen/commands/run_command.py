@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 import h5py
 from tqdm import tqdm
 
-from labelgen.config import load_config, preset_for_dataset
+from labelgen.config import PRESETS, load_config, preset_for_dataset
 from labelgen.methods import METHODS
 from mugcore.data.io import load_dataset
 from mugcore.data.schema import MODALITIES
 from mugcore.errors import UserError
+from mugcore.outputs import check_new_file
 from storage.uncertainty import has_uncertainty
 
 if TYPE_CHECKING:
@@ -40,8 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="dataset file: MMSA pickle (.pkl) or the project's HDF5 (.h5)")
     p.add_argument("--method", required=True, choices=list(METHODS), metavar="METHOD",
                    help=f"label generator, one of: {', '.join(METHODS)}")
-    p.add_argument("--config", type=Path, metavar="YAML",
-                   help="options file (see configs/); default: the dataset's preset")
+    p.add_argument("--config", type=Path, metavar="YAML|PRESET",
+                   help="options file (see configs/) or a preset name "
+                        f"({', '.join(PRESETS)}); default: the dataset's preset")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override one option, e.g. --set stage2.noise_audio=0.4 (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -75,10 +77,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out is not None:
         if args.out.suffix.lower() not in OUT_SUFFIXES:
             raise UserError(f"--out must end in {', '.join(OUT_SUFFIXES)}, got {args.out}")
-        if args.out.exists() and not args.force:
-            raise UserError(f"--out {args.out} exists; pass --force to overwrite it")
-        if not args.out.parent.is_dir():
-            raise UserError(f"--out directory {args.out.parent} does not exist")
+        check_new_file(args.out, flag="--out", force=args.force)
+    if args.store is not None:  # before the work, not after it
+        from storage.engines import check_location
+
+        check_location(args.store, files=args.files)
     if args.save_representations and (args.out is None or args.out.suffix.lower() == ".csv"):
         raise UserError("--save-representations needs --out FILE.h5")
     if args.save_representations and not METHODS[args.method].needs_reps:
@@ -87,14 +90,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError("--no-contrastive and --no-multimodal-denoising apply to --method mug")
     if not args.data.is_file():
         raise UserError(f"--data {args.data} not found")
+    config_path, preset = _config_source(args.config)
     ds = load_dataset(args.data)
     overrides = list(args.overrides)
     if args.no_contrastive:
         overrides.append("stage1.contrastive=false")
     if args.no_multimodal_denoising:
         overrides.append("stage2.multimodal_denoising=false")
-    config = load_config(args.config, preset=preset_for_dataset(ds.attrs, ds.label_bound),
-                         overrides=overrides)
+    config = load_config(config_path, overrides=overrides,
+                         preset=preset or preset_for_dataset(ds.attrs, ds.label_bound))
 
     bars: dict[str, tqdm] = {}
 
@@ -142,6 +146,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in quality_lines(result.quality["train"]):
             print(line)
     return 0
+
+
+def _config_source(given: Path | None) -> tuple[Path | None, str | None]:
+    """(file, preset) from --config: a YAML file or, as `trainer run` takes it, a preset name."""
+    if given is None or given.is_file():
+        return given, None
+    if str(given) in PRESETS:
+        return None, str(given)
+    raise UserError(f"--config {given}: no such file, and not a preset name "
+                    f"({', '.join(PRESETS)})")
 
 
 def write_labels(result: LabelResult, path: Path, *, representations: bool = False,

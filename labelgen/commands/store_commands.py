@@ -68,7 +68,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
         got = store.lookup(args.clip_id, dataset=args.dataset, label_set=args.label_set)
     print(json.dumps({"clip_id": got.clip_id, "dataset": got.dataset, "split": got.split,
                       "multimodal": got.multimodal, "text": got.text, "audio": got.audio,
-                      "vision": got.vision, "label_set": got.label_set}))
+                      "vision": got.vision, "label_set_id": got.label_set}))  # as the API names it
     return 0
 
 

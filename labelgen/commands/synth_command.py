@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mugcore.data.io import dataset_kind, save_dataset
 from mugcore.data.synth import PRESETS, make_synthetic
-from mugcore.errors import UserError
+from mugcore.outputs import check_new_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,10 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_synth(args: argparse.Namespace) -> int:
     # Checked before generating: a MOSEI-size dataset takes a while to make.
     dataset_kind(args.out)
-    if not args.out.parent.is_dir():
-        raise UserError(f"--out {args.out}: directory {args.out.parent} does not exist")
-    if args.out.exists() and not args.force:
-        raise UserError(f"--out {args.out}: file exists (use --force to overwrite)")
+    check_new_file(args.out, flag="--out", force=args.force)
     given = (args.n_train, args.n_valid, args.n_test)
     n_train, n_valid, n_test = (default if n is None else n
                                 for n, default in zip(given, PRESETS[args.preset].sizes,

@@ -5,14 +5,18 @@ runs. The pickle carries no file-level attributes; `MMSADataset.label_bound` inf
 """
 
 import pickle
+import re
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mugcore.data.safe_pickle import safe_load
 from mugcore.data.schema import SPLITS, MMSADataset
 from mugcore.errors import DatasetError, UnsafePickleError
 
 PICKLE_PROTOCOL = 4  # what MMSA's own files use; readable by every Python 3 we support
+_SYNTHETIC_ID = re.compile(r"^synthetic_([a-z]+)_\d+\$_\$\d+$")
 
 
 def read_pickle(path: Path) -> MMSADataset:
@@ -26,7 +30,26 @@ def read_pickle(path: Path) -> MMSADataset:
     except Exception as exc:  # whatever a malformed pickle makes fail is the file's fault
         raise DatasetError(
             f"{path}: not a readable pickle ({type(exc).__name__}: {exc})") from None
-    return MMSADataset(splits=_as_splits(data, path))
+    splits = _as_splits(data, path)
+    return MMSADataset(splits=splits, attrs=_synthetic_mark(splits))
+
+
+def _synthetic_mark(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A pickle has no attributes, so synthetic data (`mugcore.data.synth`) is marked by its
+    clip ids, 'synthetic_<preset>_...': keep that mark (and the preset) when every id has it."""
+    presets = set()
+    for split in splits.values():
+        ids = split.get("id")
+        if not isinstance(ids, np.ndarray | list) or len(ids) == 0:
+            return {}
+        for clip in np.asarray(ids, dtype=object).reshape(-1):
+            match = _SYNTHETIC_ID.match(clip) if isinstance(clip, str) else None
+            if match is None:
+                return {}
+            presets.add(match.group(1))
+    if not presets:
+        return {}
+    return {"synthetic": True, **({"preset": presets.pop()} if len(presets) == 1 else {})}
 
 
 def write_pickle(ds: MMSADataset, path: Path) -> None:

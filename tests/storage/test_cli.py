@@ -34,10 +34,10 @@ def test_labels(spec, filled, capsys):
     assert labelgen(spec, "labels", clip) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) >= {"clip_id", "split", "multimodal", "text", "audio", "vision", "label_set"}
-    assert (out["clip_id"], out["split"], out["label_set"]) == (clip, "valid", second.id)
+    assert (out["clip_id"], out["split"], out["label_set_id"]) == (clip, "valid", second.id)
     assert out["text"] == pytest.approx(float(seeded_labels(clips, 2)["text"][13]))
     assert labelgen(spec, "labels", clip, "--dataset", "mosi", "--label-set", str(first.id)) == 0
-    assert json.loads(capsys.readouterr().out)["label_set"] == first.id
+    assert json.loads(capsys.readouterr().out)["label_set_id"] == first.id
 
     assert labelgen(spec, "labels", "no-such-clip") == 2
     err = capsys.readouterr().err.strip().splitlines()

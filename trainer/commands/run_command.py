@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mugcore.data.schema import MODALITIES, TRUTH_KEYS, MMSADataset
+from mugcore.errors import UserError
+from mugcore.outputs import check_output_dir
 from trainer.config import PRESETS, TrainerConfig, load_config, parse_seeds
 from trainer.label_source import (
     GROUND_TRUTH,
@@ -72,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU threads per process (default 0: torch's choice; 1 is fastest "
                         "for the small LSTM nets and on a busy machine)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the run already in --out (its seed_*/ folders, "
+                        f"{', '.join(RUN_OUTPUTS)}; other files stay)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoints in --out (finished seeds are kept)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -110,7 +115,31 @@ def _quality(ds: MMSADataset, targets: dict[str, np.ndarray] | None) -> dict[str
     return unilabel_quality(targets, truth, np.asarray(train["regression_labels"]))
 
 
+# What a run writes into --out beside its seed_N/ folders; --force removes exactly these.
+RUN_OUTPUTS = ("best.pt", "metrics.json", "report.md", "curves.png")
+
+
+def _previous_run(out: Path) -> list[Path]:
+    if not out.is_dir():
+        return []
+    seeds = [p for p in out.glob("seed_*") if p.is_dir() and p.name[5:].isdigit()]
+    return sorted(seeds + [out / n for n in RUN_OUTPUTS if (out / n).exists()])
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Before any work: --out can be written, and a run there is replaced only on request."""
+    if args.force and args.resume:
+        raise UserError("--force replaces the run in --out, --resume continues it: pass one")
+    check_output_dir(args.out, flag="--out")
+    previous = _previous_run(args.out)
+    if previous and not (args.force or args.resume):
+        shown = ", ".join(p.name for p in previous[:4]) + (", ..." if len(previous) > 4 else "")
+        raise UserError(f"--out {args.out}: holds a run already ({shown}); pass --force to "
+                        "replace it or --resume to continue it")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    _check_out(args)
     from trainer import distributed
 
     distributed.set_threads(args.threads)
@@ -141,6 +170,9 @@ def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
 
     out: Path = args.out
     if env.is_main:
+        if args.force:  # the data and labels loaded: only now is the old run given up
+            for path in _previous_run(out):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
         out.mkdir(parents=True, exist_ok=True)
     runs, histories, recipes = [], {}, []
     for seed in cfg.seeds:
