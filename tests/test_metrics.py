@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mugcore.metrics import (
+    f1_score,
     metrics_for_bound,
     mosi_metrics,
     sims_bins,
@@ -118,3 +119,22 @@ def test_unilabel_quality() -> None:
     assert q["audio"]["corr"] == 0.0
     with pytest.raises(ValueError, match="vision"):
         unilabel_quality({"vision": [1.0]}, {"text": [1.0]}, [1.0])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_weighted_f1_equals_sklearn(seed: int) -> None:
+    from sklearn.metrics import f1_score as sklearn_f1
+
+    rng = np.random.default_rng(seed)
+    n_classes = [2, 2, 3, 5, 2, 3][seed]
+    y = rng.integers(0, n_classes, 40)
+    p = np.where(rng.random(40) < 0.6, y, rng.integers(0, n_classes, 40))
+    if seed == 4:
+        p[:] = 1  # one class never predicted
+    if seed == 5:
+        y[:] = 2  # the truth has one class, the predictions three
+    want = sklearn_f1(y, p, average="weighted", zero_division=0)
+    assert f1_score(y, p) == pytest.approx(want, abs=1e-12)
+    assert f1_score(y > 0, p > 0) == pytest.approx(
+        sklearn_f1(y > 0, p > 0, average="weighted", zero_division=0), abs=1e-12)
+
