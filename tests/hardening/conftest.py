@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import WRITE, Server, start_server
+from tests.trainer.conftest import store_dir  # noqa: F401 - a store with a label set, shared
 
 
 @pytest.fixture(scope="module")

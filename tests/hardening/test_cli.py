@@ -14,10 +14,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from mugcore.data.io import save_dataset
 from mugcore.data.schema import MMSADataset
-from storage import LabelStore
-from tests.trainer.conftest import DATASET, TINY, publish_copy
+from tests.trainer.conftest import DATASET, TINY
 
 # A run this long would time the test out: only a check made before the work passes.
 LONG = ["--method", "mug", "--set", "stage1.max_epochs=1000", "--set", "stage1.patience=1000",
@@ -63,69 +61,55 @@ def unwritable(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.skip("no directory here refuses root's writes")
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory, tiny_mosi: MMSADataset) -> Path:
-    path = tmp_path_factory.mktemp("cli-data") / "tiny.h5"
-    save_dataset(tiny_mosi, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, tiny_mosi: MMSADataset) -> Path:
-    path = tmp_path_factory.mktemp("cli-store") / "store"
-    with LabelStore.open(path) as s:
-        s.register_dataset(DATASET, tiny_mosi, source_format="hdf5")
-        publish_copy(s, tiny_mosi)
-    return path
-
-
 # --- 8: outputs checked before the work --------------------------------------------------
 
-def test_run_checks_out_and_store_before_working(data: Path, unwritable: Path,
+def test_run_checks_out_and_store_before_working(tiny_mosi_h5: Path, unwritable: Path,
                                                  tmp_path: Path) -> None:
-    one_line_error(labelgen("run", "--data", data, *LONG, "--out", unwritable / "x.csv"),
+    one_line_error(labelgen("run", "--data", tiny_mosi_h5, *LONG, "--out", unwritable / "x.csv"),
                    "labelgen", "--out", str(unwritable))
     ok = tmp_path / "labels.csv"
     for bad in (unwritable / "store", "postgresql://nobody@127.0.0.1:1/none", "http://x/y"):
-        one_line_error(labelgen("run", "--data", data, *LONG, "--out", ok, "--store", bad),
+        one_line_error(labelgen("run", "--data", tiny_mosi_h5, *LONG, "--out", ok, "--store", bad),
                        "labelgen", "store")
         assert not ok.exists(), "labels were written although the store was bad"
 
 
 # --- 9: one line, not a traceback --------------------------------------------------------
 
-def test_unwritable_and_existing_outputs_are_one_line(data: Path, unwritable: Path,
-                                                      tiny_mosi_pkl: Path, store: Path,
+def test_unwritable_and_existing_outputs_are_one_line(tiny_mosi_h5: Path, unwritable: Path,
+                                                      tiny_mosi_pkl: Path, store_dir: Path,
                                                       tmp_path: Path) -> None:
     one_line_error(labelgen("synth", "--preset", "mosi", "--n-train", "8", "--n-valid", "4",
                             "--n-test", "4", "--out", unwritable / "s.h5"), "labelgen", "--out")
     one_line_error(labelgen("import", tiny_mosi_pkl, "--out", unwritable / "i.h5"),
                    "labelgen", "--out")
-    one_line_error(labelgen("export", data, "--out", unwritable / "e.pkl"), "labelgen", "--out")
+    one_line_error(labelgen("export", tiny_mosi_h5, "--out", unwritable / "e.pkl"),
+                   "labelgen", "--out")
     labels = tmp_path / "labels.h5"
-    assert labelgen("run", "--data", data, "--method", "copy", "--out", labels).returncode == 0
+    r = labelgen("run", "--data", tiny_mosi_h5, "--method", "copy", "--out", labels)
+    assert r.returncode == 0, r.stderr
     existing = tmp_path / "report-is-a-file"
     existing.write_text("mine")
     one_line_error(labelgen("report", labels, "--out", existing), "labelgen", "--out")
     assert existing.read_text() == "mine"
     one_line_error(labelgen("report", labels, "--out", unwritable / "rep"), "labelgen", "--out")
-    one_line_error(trainer("run", "--store", store, "--dataset", DATASET, *TINY,
+    one_line_error(trainer("run", "--store", store_dir, "--dataset", DATASET, *TINY,
                            "--out", unwritable / "run"), "trainer", "--out")
 
 
 # --- 10: trainer run asks for --force ----------------------------------------------------
 
-def test_trainer_run_needs_force_and_clears_the_old_run(store: Path, tmp_path: Path) -> None:
+def test_trainer_run_needs_force_and_clears_the_old_run(store_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    assert trainer("run", "--store", store, "--dataset", DATASET, *TINY,
+    assert trainer("run", "--store", store_dir, "--dataset", DATASET, *TINY,
                    "--out", out).returncode == 0
     assert (out / "seed_1").is_dir()
     before = (out / "metrics.json").read_bytes()
-    one_line_error(trainer("run", "--store", store, "--dataset", DATASET, *TINY, "--out", out),
+    one_line_error(trainer("run", "--store", store_dir, "--dataset", DATASET, *TINY, "--out", out),
                    "trainer", "--force")
     assert (out / "metrics.json").read_bytes() == before
     (out / "notes.txt").write_text("the user's own file")
-    r = trainer("run", "--store", store, "--dataset", DATASET, *TINY, "--seeds", "2",
+    r = trainer("run", "--store", store_dir, "--dataset", DATASET, *TINY, "--seeds", "2",
                 "--out", out, "--force")
     assert r.returncode == 0, r.stderr[-3000:]
     assert not (out / "seed_1").exists() and (out / "seed_2").is_dir()
@@ -145,13 +129,13 @@ def test_read_only_store_commands_need_an_existing_store(tmp_path: Path) -> None
 
 # --- 12: no chatter ----------------------------------------------------------------------
 
-def test_store_commands_print_no_alembic_lines(store: Path, tmp_path: Path,
-                                               data: Path) -> None:
-    r = labelgen("store", "ls", "--store", store)
+def test_store_commands_print_no_alembic_lines(store_dir: Path, tmp_path: Path,
+                                               tiny_mosi_h5: Path) -> None:
+    r = labelgen("store", "ls", "--store", store_dir)
     assert r.returncode == 0 and DATASET in r.stdout
     assert "alembic" not in r.stderr.lower() and "INFO" not in r.stderr, r.stderr
-    r = labelgen("run", "--data", data, "--method", "copy", "--store", tmp_path / "new-store",
-                 "--no-progress")
+    r = labelgen("run", "--data", tiny_mosi_h5, "--method", "copy",
+                 "--store", tmp_path / "new-store", "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "alembic" not in r.stderr.lower(), r.stderr
 
@@ -175,18 +159,19 @@ def test_make_install_says_what_it_does() -> None:
 
 # --- 13: consistency ---------------------------------------------------------------------
 
-def test_run_accepts_preset_names_as_trainer_does(data: Path, tmp_path: Path) -> None:
+def test_run_accepts_preset_names_as_trainer_does(tiny_mosi_h5: Path, tmp_path: Path) -> None:
     out = tmp_path / "fast.csv"
-    r = labelgen("run", "--data", data, "--method", "copy", "--config", "fast", "--out", out)
+    r = labelgen("run", "--data", tiny_mosi_h5, "--method", "copy", "--config", "fast",
+                 "--out", out)
     assert r.returncode == 0, r.stderr
-    one_line_error(labelgen("run", "--data", data, "--method", "copy", "--config", "nope",
+    one_line_error(labelgen("run", "--data", tiny_mosi_h5, "--method", "copy", "--config", "nope",
                             "--out", tmp_path / "n.csv"), "labelgen", "nope", "fast")
 
 
-def test_labels_json_names_and_numbers_match_the_api(store: Path, tiny_mosi: MMSADataset
+def test_labels_json_names_and_numbers_match_the_api(store_dir: Path, tiny_mosi: MMSADataset
                                                      ) -> None:
     clip = str(tiny_mosi.splits["test"]["id"][2])
-    r = labelgen("labels", clip, "--store", store)
+    r = labelgen("labels", clip, "--store", store_dir)
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
     assert "label_set_id" in got and "label_set" not in got
@@ -207,9 +192,9 @@ def test_import_keeps_the_synthetic_mark(tmp_path: Path) -> None:
     assert r.returncode == 0 and "SYNTHETIC" in r.stdout
 
 
-def test_eval_of_a_junk_checkpoint_is_a_plain_message(tmp_path: Path, data: Path) -> None:
+def test_eval_of_a_junk_checkpoint_is_a_plain_message(tmp_path: Path, tiny_mosi_h5: Path) -> None:
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"this is not a checkpoint\n" * 10)
-    line = one_line_error(trainer("eval", "--checkpoint", junk, "--data", data), "trainer",
+    line = one_line_error(trainer("eval", "--checkpoint", junk, "--data", tiny_mosi_h5), "trainer",
                           "--checkpoint", "not a trainer checkpoint")
     assert "(101)" not in line and "PytorchStreamReader" not in line, line
