@@ -3,6 +3,7 @@ a killed server goes at the next start, 404s do not show the server's paths, cli
 '/', and a huge clip id is not echoed back."""
 
 import os
+import re
 import signal
 import socket
 import time
@@ -94,6 +95,7 @@ def test_clip_ids_with_slashes_and_huge_ids(server: Server, tmp_path: Path) -> N
     with server.client(WRITE) as c, open(path, "rb") as f:
         r = c.post("/v1/datasets", params={"name": "slashes"}, files={"file": ("s.h5", f)})
     assert r.status_code == 201, r.text
+    ds_id = r.json()["id"]
     clips = clip_table(ds)
     labels = seeded_labels(clips, seed=9)
     with LabelStore.open(server.store) as store:  # published beside the running server
@@ -106,6 +108,12 @@ def test_clip_ids_with_slashes_and_huge_ids(server: Server, tmp_path: Path) -> N
             assert r.status_code == 200, (url, r.text)
             assert r.json()["clip_id"] == clip
             assert np.isclose(r.json()["audio"], labels["audio"][4])
+            # float32 labels read as their shortest decimal, not 0.30000001192092896
+            assert r.json()["audio"] == float(str(labels["audio"][4]))
+            assert not re.search(r"\d\.\d{10,}", r.text), r.text
+        page = c.get(f"/v1/datasets/{ds_id}/labels")
+        assert page.status_code == 200 and len(page.json()["items"]) == 12, page.text[:300]
+        assert not re.search(r"\d\.\d{10,}", page.text), page.text[:300]
         r = c.get("/v1/labels/" + "x" * 20_000)
         assert r.status_code == 422 and r.json()["field"] == "path.clip_id", r.text[:300]
         assert len(r.content) < 2000, len(r.content)
