@@ -33,7 +33,8 @@ def test_labels(spec, filled, capsys):
     clip = str(clips["clip_id"][13])
     assert labelgen(spec, "labels", clip) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) >= {"clip_id", "split", "multimodal", "text", "audio", "vision", "label_set"}
+    assert set(out) >= {"clip_id", "split", "multimodal", "text", "audio", "vision",
+                        "label_set_id"}
     assert (out["clip_id"], out["split"], out["label_set_id"]) == (clip, "valid", second.id)
     assert out["text"] == pytest.approx(float(seeded_labels(clips, 2)["text"][13]))
     assert labelgen(spec, "labels", clip, "--dataset", "mosi", "--label-set", str(first.id)) == 0
