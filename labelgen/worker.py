@@ -81,7 +81,7 @@ def check_options(options: Mapping[str, Any], *, where: str = "body.") -> dict[s
         raise JobOptionsError(f"{where}seed: expected an integer in [0, 2^31), got {seed!r}",
                               field=f"{where}seed")
     canonical = {"method": method, "preset": preset, "overrides": overrides, "seed": seed}
-    size = len(json.dumps(canonical))
+    size = len(json.dumps(canonical, default=str))  # YAML may give dates: sized, not stored
     if size > MAX_OPTIONS_BYTES:
         key = "set" if where == "query." else "overrides"
         raise JobOptionsError(f"{where}{key}: the job's options take {size} bytes as JSON, more "

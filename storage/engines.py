@@ -77,7 +77,14 @@ def check_location(location: str | os.PathLike, *, files: str | os.PathLike | No
         finally:
             engine.dispose()
     else:
+        check_directory_files(location, files)
         check_output_dir(Path(location), flag="--store")
+
+
+def check_directory_files(location: str | os.PathLike, files: str | os.PathLike | None) -> None:
+    if files is not None and Path(files).resolve() != Path(location).resolve():
+        raise UserError(f"--files is only for PostgreSQL stores; the directory store "
+                        f"{location} keeps its files inside it")
 
 
 def make_dir(path: Path, what: str) -> Path:

@@ -28,6 +28,7 @@ from mugcore.errors import UserError
 from storage import files
 from storage.datasets import DATASETS_DIR, DatasetsMixin
 from storage.engines import (
+    check_directory_files,
     is_url,
     make_dir,
     migrate,
@@ -88,9 +89,7 @@ class LabelStore(DatasetsMixin, LabelSetsMixin, LookupsMixin, JobsMixin):
             store = cls(engine=engine, write_engine=engine, lookup_engine=lookup, root=root,
                         location=redact(url))
         else:
-            if files is not None and Path(files).resolve() != Path(location).resolve():
-                raise UserError(f"--files is only for PostgreSQL stores; the directory store "
-                                f"{location} keeps its files inside it")
+            check_directory_files(location, files)
             root = make_dir(Path(location), "store directory")
             db_url = f"sqlite:///{root / SQLITE_FILE}"
             # The read engine also serves look-ups: its raw cursors are in autocommit already.
