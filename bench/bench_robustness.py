@@ -204,7 +204,8 @@ def report(rows: list[dict[str, Any]], variants: list[str]) -> str:
     gates = {}
     for r in rows:
         for m in MODALITIES:
-            gates.setdefault((r["world"], m), []).append(r["gate"][m]["decision"][0])
+            letter = {"correct": "c", "shrink": "s", "copy": "o"}[r["gate"][m]["decision"]]
+            gates.setdefault((r["world"], m), []).append(letter)
     lines += ["", "Gate decisions per world (c = correct, s = shrink, o = copy; one letter per "
               "seed): " + "; ".join(f"{w} {m[0]}:{''.join(d)}" for (w, m), d in gates.items()
                                      if set(d) != {"c"})]

@@ -1,13 +1,17 @@
 """The whole MUG flow end to end on this machine (what `make demo` runs).
 
-1. write a small SYNTHETIC MOSI-like dataset (known per-modality truth) to runs/demo/;
+1. write a small SYNTHETIC MOSI-like dataset (known per-modality truth) to runs/demo/, from a
+   world where audio and vision depart far from the multimodal label (bench/worlds.py's
+   `divergent`), so that the data support correcting their labels;
 2. start the API (`python -m api.main`) with one embedded worker on an embedded store;
 3. POST the dataset with generate=true (uni-label generation with `mug`, fast preset);
 4. follow the job with a progress bar;
 5. GET a few clips' uni-labels;
 6. run `trainer run` against the API (stage 3, fast preset);
-7. print the test metrics, the uni-label quality against the synthetic ground truth and the
-   label explorer's URL for the new label set (at a terminal: wait for Enter);
+7. print what mug decided per modality (noise, safety gate, interval width), the uni-label
+   quality against the synthetic ground truth beside `copy` (the multimodal label as every
+   uni-label; lower MAE is better), the test metrics and the label explorer's URL for the
+   new label set (at a terminal: wait for Enter);
 8. stop the server.
 
 Sized to finish within minutes on 2 CPU cores. The numbers describe synthetic data only.
@@ -26,11 +30,14 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
+from labelgen.trust_report import decision_lines, quality_lines
 from mugcore.data.io import save_dataset
-from mugcore.data.synth import make_synthetic
+from mugcore.data.synth import World, make_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 TERMINAL = ("succeeded", "failed", "cancelled")
+# bench/worlds.py's `divergent`: equal shares of y_M, modalities far apart
+DEMO_WORLD = World(weights=(0.34, 0.33, 0.33), deviation_sd=(0.35, 0.55, 0.55))
 
 
 def free_port() -> int:
@@ -84,7 +91,7 @@ def main() -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", type=Path, default=REPO / "runs" / "demo",
                    help="where the dataset, store and run go (wiped first)")
-    p.add_argument("--clips", type=int, nargs=3, default=(200, 64, 64),
+    p.add_argument("--clips", type=int, nargs=3, default=(480, 120, 120),
                    metavar=("TRAIN", "VALID", "TEST"), help="synthetic split sizes")
     p.add_argument("--method", default="mug", help="label generator of the job")
     p.add_argument("--seeds", default="1", help="trainer seeds, e.g. 1,2,3")
@@ -99,7 +106,7 @@ def main() -> int:
     print(f"[1/8] writing a SYNTHETIC MOSI-like dataset ({n_train}/{n_valid}/{n_test} clips) "
           f"to {data}")
     save_dataset(make_synthetic("mosi", n_train=n_train, n_valid=n_valid, n_test=n_test,
-                                seed=0), data)
+                                seed=0, world=DEMO_WORLD), data)
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -123,6 +130,8 @@ def main() -> int:
                 return 1
             label_set = client.get(f"/v1/label-sets/{job['label_set_id']}").json()
             print(f"      label set {label_set['id']} ({label_set['method']})")
+            for line in decision_lines(label_set["provenance"]):
+                print(f"      {line}")
 
             print("[5/8] GET a few uni-labels")
             page = client.get(f"/v1/datasets/{created['id']}/labels",
@@ -157,11 +166,8 @@ def print_results(result: dict) -> None:
     print(f"[7/8] test metrics (SYNTHETIC data; {len(result['per_seed'])} seed(s)):")
     for name, mean in result["test"]["mean"].items():
         print(f"      {name:>14}: {mean:.4f} ± {result['test']['std'][name]:.4f}")
-    print("      uni-label quality on the train split against the synthetic ground truth:")
-    print(f"      {'modality':>10} {'MAE':>8} {'Corr':>7} {'copy MAE':>9} {'copy Corr':>10}")
-    for modality, q in (result.get("unilabel_quality") or {}).items():
-        print(f"      {modality:>10} {q['mae']:8.3f} {q['corr']:7.3f} {q['copy_mae']:9.3f} "
-              f"{q['copy_corr']:10.3f}")
+    for line in quality_lines(result.get("unilabel_quality") or {}):
+        print(f"      {line}")
 
 
 if __name__ == "__main__":
