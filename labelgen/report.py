@@ -18,6 +18,8 @@ Outputs (nothing is written until every input has been read and checked)
 - tsne_representations.png: t-SNE of unimodal representations h_u beside projected
   multimodal ones z_u, one row per label set that carries representations (a run with and
   one without the contrastive loss side by side when both are given).
+- uncertainty.png and a coverage table, when the first label set carries per-clip intervals
+  (labelgen/report_uncertainty.py).
 """
 
 import csv
@@ -64,6 +66,9 @@ class LabelSet:
     # {"h": {modality: (N, d_u)}, "z": {modality: (N, d_u)}}
     reps: dict[str, dict[str, np.ndarray]] | None = None
     contrastive: bool | None = None
+    # {modality: {"std", "lower", "upper": (N,)}} and the level, where the set carries them
+    intervals: dict[str, dict[str, np.ndarray]] | None = None
+    level: float | None = None
 
     def take(self, order: np.ndarray) -> "LabelSet":
         """The same label set with its clips in `order` (indices into the current order)."""
@@ -75,7 +80,10 @@ class LabelSet:
             multimodal=self.multimodal[order],
             labels={u: a[order] for u, a in self.labels.items()},
             truth=None if self.truth is None else {u: a[order] for u, a in self.truth.items()},
-            reps=reps, contrastive=self.contrastive)
+            reps=reps, contrastive=self.contrastive,
+            intervals=None if self.intervals is None else {
+                u: {k: a[order] for k, a in per.items()} for u, per in self.intervals.items()},
+            level=self.level)
 
 
 @dataclass
@@ -143,7 +151,9 @@ def _read_csv(path: Path, name: str) -> LabelSet:
         split=np.array([r["split"] for r in rows], dtype=str),
         multimodal=numbers("multimodal"),
         labels={u: numbers(u) for u in MODALITIES},
-        truth={u: numbers(TRUTH_PREFIX + u) for u in MODALITIES} if has_truth else None))
+        truth={u: numbers(TRUTH_PREFIX + u) for u in MODALITIES} if has_truth else None,
+        intervals={u: {k: numbers(f"{u}_{k}") for k in ("std", "lower", "upper")}
+                   for u in MODALITIES} if "text_std" in header else None))
 
 
 def _read_h5(path: Path, name: str) -> LabelSet:
@@ -160,13 +170,16 @@ def _read_h5(path: Path, name: str) -> LabelSet:
                         for kind in ("h", "z")}
                 contrastive = bool(group.attrs["contrastive"]) \
                     if "contrastive" in group.attrs else None
+            level = json.loads(f.attrs.get("meta", "{}")).get("uncertainty", {}).get("level")
     except (OSError, KeyError) as exc:
         raise UserError(f"{path}: not a readable label-set file ({exc})") from None
     return _checked(path, LabelSet(
         name=name, clip_id=arrays["clip_id"].astype(str), split=arrays["split"].astype(str),
         multimodal=arrays["multimodal"].astype(np.float64),
         labels={u: arrays[u].astype(np.float64) for u in MODALITIES},
-        truth=truth, reps=reps, contrastive=contrastive))
+        truth=truth, reps=reps, contrastive=contrastive,
+        intervals={u: {k: arrays[f"{u}_{k}"].astype(np.float64) for k in ("std", "lower", "upper")}
+                   for u in MODALITIES} if "text_std" in arrays else None, level=level))
 
 
 def _checked(path: Path, ls: LabelSet) -> LabelSet:
@@ -375,6 +388,21 @@ def build_report(labels: Path, *, out_dir: Path, truth: Path | None = None,
     if with_reps:
         plot_tsne(with_reps, out_dir / TSNE_FILE)
         report.files.append(out_dir / TSNE_FILE)
+    if primary.intervals is not None:
+        from labelgen.report_uncertainty import (
+            UNCERTAINTY_FILE,
+            coverage_figures,
+            format_coverage,
+            plot_uncertainty,
+        )
+
+        if has_truth:
+            assert primary.truth is not None
+            lines.append(format_coverage(coverage_figures(
+                primary.labels, primary.truth, primary.intervals, primary.split), primary.level))
+        plot_uncertainty(primary.labels, primary.truth, primary.intervals, primary.level,
+                         out_dir / UNCERTAINTY_FILE)
+        report.files.append(out_dir / UNCERTAINTY_FILE)
     lines.append("wrote " + ", ".join(str(p) for p in report.files))
     report.text = "\n".join(lines)
     return report

@@ -161,3 +161,29 @@ def test_truth_from_another_dataset_is_refused(tmp_path: Path, tiny_sims: MMSADa
     with pytest.raises(UserError, match="not in this dataset"):
         build_report(labels, out_dir=tmp_path / "out", truth=sims_file)
     assert not (tmp_path / "out").exists()
+
+
+def test_intervals_give_coverage_figures_and_a_plot(tmp_path: Path, tiny_sims: MMSADataset,
+                                                    sims_file: Path) -> None:
+    ids, splits, y, truth = clips(tiny_sims)
+    labels = {u: y.astype(np.float32) for u in MODALITIES}
+    # half-width 0 on the even clips, wide enough for the truth on the odd ones
+    half = {u: np.where(np.arange(len(y)) % 2 == 0, 0.0, np.abs(truth[u] - y) + 0.01)
+            for u in MODALITIES}
+    arrays = {"clip_id": ids, "split": splits, "multimodal": y.astype(np.float32), **labels}
+    for u in MODALITIES:
+        arrays |= {f"{u}_std": half[u].astype(np.float32),
+                   f"{u}_lower": (y - half[u]).astype(np.float32),
+                   f"{u}_upper": (y + half[u]).astype(np.float32)}
+    path = tmp_path / "with_intervals.h5"
+    path.write_bytes(encode_label_set(arrays, {"uncertainty": {"level": 0.9}}))
+    report = build_report(path, out_dir=tmp_path / "out", truth=sims_file)
+    assert (tmp_path / "out" / "uncertainty.png").read_bytes()[:8] == PNG_MAGIC
+    even = np.arange(len(y)) % 2 == 0
+    for split in SPLITS:
+        rows = splits == split
+        # odd clips always cover the truth; even ones only where truth equals y exactly
+        inside = ~even[rows] | np.isclose(truth["audio"][rows], y[rows])
+        match = re.search(rf"{split}\s+audio: coverage ([0-9.]+)", report.text)
+        assert match and float(match.group(1)) == pytest.approx(inside.mean(), abs=1e-3)
+    assert "nominal coverage 90%" in report.text
