@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATASET, TINY
 
 from labelgen.methods import all_clips
 from mugcore.data.schema import MODALITIES, SPLITS, MMSADataset
 from storage import LabelStore
 from storage.testing import seeded_uncertainty
+from tests.trainer.conftest import DATASET, TINY
 from trainer.cli import main
 from trainer.label_source import UniLabels, uncertainty_weights
 
