@@ -28,6 +28,7 @@ The `speech` world needs the bench extra and espeak-ng (bench/speech_world.py).
 """
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import pickle
@@ -47,7 +48,13 @@ from labelgen.generate import seeded, without_truth
 from labelgen.methods.mug import finish
 from labelgen.representations import CachedReps
 from labelgen.selection import candidate_members
-from labelgen.stage2 import Member, Stage2Result, default_members, run_stage2
+from labelgen.stage2 import (
+    Member,
+    Stage2Result,
+    default_members,
+    effective_epochs,
+    run_stage2,
+)
 from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS, MMSADataset
 
 BASE_VARIANTS = {"mug": [], "mug-nogate": ["gate.enabled=false"],
@@ -93,7 +100,11 @@ def evaluate(name: str, seed: int, configs: dict[str, LabelgenConfig],
         reps = cached(cache / "stage1" / f"{name}_s{seed}_{key}.pkl",
                       lambda: run_stage1_chosen(visible, config, seed=seed))
     stage1_s = time.perf_counter() - started
-    grid_key = digest(config.stage2, config.selection.noise_grid)
+    # the training that happens: epochs as run_stage2 will stretch them for this train size
+    training = {**dataclasses.asdict(config.stage2),
+                "epochs": effective_epochs(config.stage2, ds.size("train"))}
+    training.pop("min_steps")
+    grid_key = digest(training, config.selection.noise_grid)
     result = cached(cache / "stage2" / f"{name}_s{seed}_{key}_{grid_key}.pkl",
                     lambda: stage2_grid(reps, config, seed))
     n_train = ds.size("train")

@@ -37,7 +37,8 @@ MAXIMA: dict[str, float] = {
     **{f"stage2.{k}": v for k, v in {
         "epochs": 10_000, "batch_size": 4096, "hidden": 4096, "label_embed_dim": 1024,
         "inner_lr": 10.0, "meta_lr": 10.0, "noise_text": 10.0, "noise_audio": 10.0,
-        "noise_vision": 10.0, "meta_test_noise": 10.0, "average_last": 1.0}.items()},
+        "noise_vision": 10.0, "meta_test_noise": 10.0, "average_last": 1.0,
+        "min_steps": 1_000_000}.items()},
     "selection.noise_grid": 10.0, "selection.noise_scale": 10.0,
     "selection.cross_fit_folds": 20, "selection.memorisation_gap": 1.0,
     **{f"gate.{k}": 100.0 for k in ("min_signal_z", "min_own_z")},
@@ -125,10 +126,11 @@ class Stage2Config:
     # labels from the mean of the MUCN parameters after each of this last fraction of epochs
     # (0: the last iterate)
     average_last: float = 0.5
+    min_steps: int = 800  # at least this many meta-steps: small train splits get more epochs
 
     def check(self) -> None:
         _positive(self, "epochs", "batch_size", "hidden", "label_embed_dim", "inner_lr", "meta_lr")
-        _non_negative(self, "noise_text", "noise_audio", "noise_vision")
+        _non_negative(self, "noise_text", "noise_audio", "noise_vision", "min_steps")
         if not 0 <= self.average_last <= 1:
             raise UserError(f"stage2.average_last must be in [0, 1], got {self.average_last}")
         if self.meta_test_noise is not None:

@@ -13,7 +13,8 @@ which the safety gate then answers). Every candidate sigma of the grid is traine
 grouped stage 2), and scored by MUG's own unimodal denoising task on the validation clips,
 which no stage-2 model trained on, at that evidence-matched noise: the mean of
 |MUCN_sigma(h_u, y_M + eps) - y_M| over eps ~ N(0, (scale * residual_sd_u * H)^2), several
-draws per clip. The candidate with the lowest loss is chosen. Why it should track uni-label
+draws per clip. The candidate with the lowest loss within a factor WINDOW of that noise is
+chosen. Why it should track uni-label
 quality: the uni-label applies MUCN to y_M as if y_M were a noisy version of s_u; the
 candidate that best removes noise of y_M's own size from held-out labels is the one whose
 correction of y_M is sized right. It is blind to a modality whose features reveal little
@@ -30,6 +31,10 @@ from labelgen.stage2 import Member, Stage2Result
 from mugcore.data.schema import MODALITIES
 
 DRAWS = 8  # noise draws per validation clip
+# Only candidates within this factor of the evidence-matched noise are eligible: the criterion's
+# minimiser should lie near it, and a far-off winner reflects how a MUCN trained, not how much
+# y_M strays (on small sets the noisiest member won with +13 % error on a report seed).
+WINDOW = 2.0
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,10 @@ def choose_noise(result: Stage2Result, evidence: dict[str, ModalityEvidence], *,
     for modality in MODALITIES:
         scores = {m.noise: float(losses[g]) for g, m in enumerate(members)
                   if m.modality == modality and m.noise in candidates}
-        best = min(scores, key=scores.__getitem__)
+        target = targets[modality]
+        near = [n for n in scores if target / WINDOW <= n <= target * WINDOW] or [
+            min(scores, key=lambda n: abs(np.log(n / max(target, 1e-6))))]
+        best = min(near, key=scores.__getitem__)
         choices[modality] = NoiseChoice(member=Member(modality, best),
                                         target_noise=targets[modality], scores=scores)
     return choices

@@ -175,6 +175,14 @@ class Stage2Result:
         return self.labels[member]
 
 
+def effective_epochs(config: Stage2Config, n_train: int) -> int:
+    """`epochs`, or more where the train split is too small for `min_steps` meta-steps: on 240
+    clips 40 epochs are 160 steps, too few for the MUCNs of small noises to leave the
+    identity, and the selection then preferred the noisiest candidate."""
+    batches = -(-n_train // config.batch_size)
+    return max(config.epochs, -(-config.min_steps // batches))
+
+
 def run_stage2(reps: CachedReps, config: Stage2Config, *, seed: int,
                members: Sequence[Member] | None = None,
                on_progress: Callable[[float], None] | None = None) -> Stage2Result:
@@ -211,14 +219,14 @@ def _run_stage2(reps: CachedReps, config: Stage2Config, members: list[Member], *
     sigma_test = (torch.full_like(sigma, config.meta_test_noise * reps.bound)
                   if config.meta_test_noise is not None else sigma)
     generator = torch.Generator().manual_seed(seed * 1000)
-    total_steps = config.epochs * -(-n_train // config.batch_size)
+    epochs = effective_epochs(config, n_train)
+    total_steps = epochs * -(-n_train // config.batch_size)
     skipped = torch.zeros(groups)
     last_loss = torch.full((groups,), float("nan"))
     done = 0
-    averaged = _IterateAverage(model, start=config.epochs - round(config.average_last
-                                                                   * config.epochs))
+    averaged = _IterateAverage(model, start=epochs - round(config.average_last * epochs))
     model.train()
-    for epoch in range(config.epochs):
+    for epoch in range(epochs):
         order = torch.randperm(n_train, generator=generator)
         for start in range(0, n_train, config.batch_size):
             idx = order[start:start + config.batch_size]
