@@ -161,6 +161,8 @@ class Stage3Recipe:
         np.random.seed(self.seed)
         random.seed(self.seed)
         self.net_config = NetConfig.from_dataset(self.ds, **self.config.net)
+        for key in self.net_config.unread_features:  # before the loader shares their memory
+            self.ds.release(key)
         self.net = MultimodalNet(config=self.net_config).to(self.env.device)
         self.objective: nn.Module = Stage3Objective(self.net, self.config.beta)
         if self.env.distributed:

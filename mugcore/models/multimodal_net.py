@@ -23,7 +23,7 @@ class NetConfig:
     """Sizes and options of MultimodalNet. `*_in_dim` are feature widths of the dataset,
     `*_dim` the unimodal representation sizes d_u, `fusion_dim` the size d_M of h_M."""
 
-    text_in_dim: int
+    text_in_dim: int  # 0 with the BERT encoder, which reads text_bert, never `text`
     audio_in_dim: int
     vision_in_dim: int
     text_encoder: str = "bert"  # "bert": fine-tune on text_bert; "lstm": over `text` features
@@ -50,8 +50,9 @@ class NetConfig:
             )
         for f in fields(self):
             value = getattr(self, f.name)
+            unused = f.name == "text_in_dim" and self.text_encoder == "bert" and value == 0
             if f.type is int and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value <= 0):
+                                  or value <= 0) and not unused:
                 raise UserError(f"{f.name}: must be a positive integer, got {value!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"dropout: must be in [0, 1), got {self.dropout!r}")
@@ -62,7 +63,8 @@ class NetConfig:
 
     @classmethod
     def from_dataset(cls, ds: MMSADataset, **overrides: Any) -> "NetConfig":
-        """Input widths read from the dataset's features; any other field by keyword."""
+        """Input widths read from the dataset's features (none for text with BERT); any
+        other field by keyword."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -73,7 +75,14 @@ class NetConfig:
         if split is None:
             raise UserError("the dataset has none of the splits " + ", ".join(SPLITS))
         dims = {f"{m}_in_dim": int(np.shape(ds.splits[split][m])[-1]) for m in MODALITIES}
+        if overrides.get("text_encoder", cls.text_encoder) == "bert":
+            dims["text_in_dim"] = 0  # the same config whether or not `text` was released
         return cls(**{**dims, **overrides})
+
+    @property
+    def unread_features(self) -> tuple[str, ...]:
+        """Dataset features this network never reads."""
+        return ("text",) if self.text_encoder == "bert" else ()
 
 
 @dataclass

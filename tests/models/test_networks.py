@@ -158,3 +158,23 @@ def test_multimodal_net_forward_shapes_and_gradients() -> None:
     sum((p - batch["y"]).abs().mean() for p in out.preds.values()).backward()
     for name, param in net.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_a_bert_net_reads_no_text_features_so_they_can_be_released() -> None:
+    ds = build_dataset(n=6)
+    config = NetConfig.from_dataset(ds, text_dim=5, audio_dim=4, vision_dim=3, fusion_dim=7)
+    assert config.text_in_dim == 0 and config.unread_features == ("text",)
+    assert NetConfig.from_dataset(ds, text_encoder="lstm").unread_features == ()
+    with pytest.raises(UserError, match="text_in_dim: must be a positive integer"):
+        NetConfig(text_in_dim=0, audio_in_dim=1, vision_in_dim=1, text_encoder="lstm")
+    torch.manual_seed(0)
+    net = MultimodalNet(config=config).eval()
+    with torch.no_grad():
+        before = net(next(iter(make_loader(ds, "train", batch_size=6, shuffle=False))))
+        steps = ds.splits["train"]["text"].shape[1]
+        ds.release("text")
+        assert ds.splits["train"]["text"].shape == (6, steps, 0)
+        assert NetConfig.from_dataset(ds, text_dim=5, audio_dim=4, vision_dim=3,
+                                      fusion_dim=7) == config
+        after = net(next(iter(make_loader(ds, "train", batch_size=6, shuffle=False))))
+    torch.testing.assert_close(after.preds, before.preds)
