@@ -144,13 +144,14 @@ class TrainedMUCNs:
         return torch.stack([padded[m.modality] for m in self.members])
 
     @torch.no_grad()
-    def correct_rows(self, member: int, h: np.ndarray, labels_in: np.ndarray) -> np.ndarray:
-        """(N,) corrections by one member of rows h: (N, d_u) with input labels (N,)."""
+    def correct_rows(self, modality: str, h: np.ndarray, labels_in: np.ndarray) -> np.ndarray:
+        """(G, N) corrections of rows h: (N, d_u) of `modality` with input labels (N,), by
+        every member (only those of `modality` mean anything)."""
         self.model.eval()
-        x = self.model.pad(self.scales[self.members[member].modality](h))  # (N, in_dim)
+        x = self.model.pad(self.scales[modality](h))  # (N, in_dim)
         y = torch.as_tensor(labels_in, dtype=torch.float32)
-        groups = len(self.members)  # the group evaluates every member: keep this one's
-        return self.model(x.expand(groups, -1, -1), y.expand(groups, -1))[member].numpy()
+        groups = len(self.members)
+        return self.model(x.expand(groups, -1, -1), y.expand(groups, -1)).numpy()
 
     @torch.no_grad()
     def correct(self, split: str, labels_in: np.ndarray) -> np.ndarray:

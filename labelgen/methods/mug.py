@@ -90,12 +90,16 @@ def _uncertainty(result: Stage2Result, chosen: dict[str, Member], keep: dict[str
         return {}, {"method": "none", "reason": "uncertainty.enabled is false"}
     arrays: dict[str, np.ndarray] = {}
     summary: dict[str, Any] = {"method": "split conformal on the held-out denoising task, "
-                                         "normalised by a residual model (labelgen/"
-                                         "uncertainty.py)", "level": level}
+                                         "normalised per clip by |label| and the spread "
+                                         "of the candidate MUCNs (labelgen/uncertainty.py)",
+                               "level": level}
+    members = result.mucns.members
+    candidates = set(config.selection.noise_grid) if config.selection.enabled else set()
     for m in MODALITIES:
-        member = result.mucns.members.index(chosen[m])
-        intervals = conformal_intervals(result.mucns, member, keep=keep[m],
-                                        noise=spread[m], level=level, seed=seed)
+        member = members.index(chosen[m])
+        peers = [i for i, c in enumerate(members) if c.modality == m and c.noise in candidates]
+        intervals = conformal_intervals(result.mucns, member, keep=keep[m], noise=spread[m],
+                                        level=level, seed=seed, peers=peers)
         arrays[f"{m}_std"], arrays[f"{m}_lower"], arrays[f"{m}_upper"] = (
             intervals.std, intervals.lower, intervals.upper)
         summary[m] = {"noise": round(spread[m], 5),
