@@ -84,10 +84,15 @@ def _register_path(store: LabelStore, settings: Settings, body: DatasetPath) -> 
     root = settings.data_root.resolve()
     if "\x00" in body.path:
         raise ApiError(422, "body.path: contains a NUL byte", field="body.path")
-    path = (root / body.path).resolve()
-    if not path.is_relative_to(root):
-        raise ApiError(403, "body.path: outside the server's data root", field="body.path")
-    if not path.is_file():
+    try:
+        path = (root / body.path).resolve()
+        if not path.is_relative_to(root):
+            raise ApiError(403, "body.path: outside the server's data root", field="body.path")
+        is_file = path.is_file()
+    except OSError as exc:  # a name the file system refuses, e.g. longer than it allows
+        raise ApiError(422, f"body.path: not a usable file name ({exc.strerror})",
+                       field="body.path") from None
+    if not is_file:
         raise ApiError(404, f"body.path: no file {body.path!r} in the data root",
                        field="body.path")
     ds = _load(path, body.path)

@@ -82,6 +82,17 @@ def test_hostile_hdf5_by_path(warm: Server, tiny_mosi_h5: Path, tmp_path: Path,
     _assert_nothing_kept(warm, f"path-{variant}")
 
 
+@pytest.mark.parametrize("name", ["0" * 4000, "e" * 300 + ".h5", "d/" + "e" * 300])
+def test_path_names_the_file_system_refuses_are_a_4xx(warm: Server, name: str) -> None:
+    with warm.client(WRITE) as c:  # schemathesis found the first as a 500
+        r = c.post("/v1/datasets", json={"path": name, "name": "long-path"})
+    assert r.status_code in (404, 422), r.text
+    assert r.json()["field"] == "body.path"
+    if "/" not in name:  # one component over the file system's limit
+        assert "not a usable file name" in r.json()["detail"], r.text
+    _assert_nothing_kept(warm, "long-path")
+
+
 @pytest.mark.parametrize("bomb", pickle_bombs())
 def test_pickle_bomb_upload(warm: Server, tmp_path: Path, bomb: str) -> None:
     path = tmp_path / "bomb.pkl"
