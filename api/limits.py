@@ -9,6 +9,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mugcore.ids import plain_int
+
 MAX_BODY_BYTES = 64 * 1024
 # Read (and drop) at most this much of an oversize body, so that a client that sends the
 # whole body before it reads the answer (most do) sees the 413 instead of a reset connection.
@@ -36,7 +38,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        if declared is not None and (plain_int(declared.decode("latin-1")) or 0) > self.limit:
             await self._refuse(send)  # before a byte of the body is read
             return
         chunks: list[bytes] = []

@@ -24,6 +24,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from api.errors import ApiError
+from mugcore.ids import plain_int
 from storage.files import clean_stray_files
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ async def receive_upload(request: Request, directory: Path, limit: int) -> Uploa
         raise ApiError(415, "header.Content-Type: expected multipart/form-data with a boundary",
                        field="header.Content-Type")
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit + FRAMING_SLACK:
+    if declared is not None and (plain_int(declared) or 0) > limit + FRAMING_SLACK:
         raise _too_large(limit)  # refused before a byte of the body is read
     directory.mkdir(parents=True, exist_ok=True)
     remove_stale_uploads(directory)

@@ -17,6 +17,7 @@ from mugcore.data.io import load_dataset, save_dataset
 from mugcore.data.schema import SPLITS, TRUTH_KEYS, MMSADataset
 from mugcore.data.validate import check_dataset
 from mugcore.errors import UserError, shorten
+from mugcore.ids import plain_int
 from storage.errors import Conflict, NotFound
 from storage.models import ACTIVE_JOB_STATUSES, Clip, Dataset, Job, LabelSet
 from storage.records import DatasetInfo, plain_float, plain_json, utc, utcnow
@@ -94,8 +95,9 @@ class DatasetsMixin:
             return s.scalar(select(Dataset).where(Dataset.name == name))
 
     def _dataset_row(self, s: Session, dataset: str | int) -> Dataset:
-        if isinstance(dataset, int) or (isinstance(dataset, str) and dataset.isdigit()):
-            row = s.get(Dataset, int(dataset))
+        number = dataset if isinstance(dataset, int) else plain_int(dataset)
+        if number is not None:
+            row = s.get(Dataset, number)
             if row is None and isinstance(dataset, str):
                 row = s.scalar(select(Dataset).where(Dataset.name == dataset))
         else:

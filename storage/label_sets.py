@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mugcore.errors import UserError, shorten
+from mugcore.ids import plain_int
 from storage import files
 from storage.datasets import as_text
 from storage.errors import Conflict, NotFound
@@ -174,10 +175,10 @@ class LabelSetsMixin:
 
 
 def parse_label_set_id(label_set: int | str) -> int:
-    try:
-        return int(label_set)
-    except (TypeError, ValueError):
-        raise UserError(f"label set {label_set!r}: expected an id or 'latest'") from None
+    number = label_set if isinstance(label_set, int) else plain_int(str(label_set))
+    if number is None:
+        raise UserError(f"label set {shorten(label_set)}: expected an id or 'latest'")
+    return number
 
 
 def store_versions() -> dict[str, str]:

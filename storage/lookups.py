@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from mugcore.data.schema import MODALITIES, SPLITS
 from mugcore.errors import UserError, shorten
+from mugcore.ids import plain_int
 from storage import files
 from storage.errors import NotFound
 from storage.label_sets import LabelArrays, parse_label_set_id
@@ -171,4 +172,5 @@ _LABEL_SET_SQL = "SELECT dataset_id, file FROM label_sets WHERE id = ?"
 def _as_id(dataset: str | int) -> int:
     """As everywhere in the store, a dataset given as a string of digits may be an id or a name;
     -1 matches no id."""
-    return int(dataset) if isinstance(dataset, int) or dataset.isdigit() else -1
+    number = dataset if isinstance(dataset, int) else plain_int(dataset)
+    return -1 if number is None else number

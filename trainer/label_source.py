@@ -23,6 +23,7 @@ from mugcore.data.io import load_dataset
 from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS, MMSADataset
 from mugcore.data.validate import check_dataset
 from mugcore.errors import UserError
+from mugcore.ids import plain_int
 
 GROUND_TRUTH = "ground-truth"
 LATEST = "latest"
@@ -209,7 +210,7 @@ class HttpSource(LabelSource):
         self._dataset = self._find_dataset(dataset)
 
     def _find_dataset(self, dataset: str) -> dict[str, Any]:
-        if dataset.isdigit():
+        if plain_int(dataset) is not None:
             return self._get_json(f"/v1/datasets/{dataset}")
         for item in self._get_json("/v1/datasets")["items"]:
             if item["name"] == dataset:
@@ -297,10 +298,11 @@ def open_source(store: str, dataset: str, *, data_file: Path | None = None,
 
 
 def _label_set_id(label_set: str) -> int:
-    if not label_set.isdigit():
+    number = plain_int(label_set)
+    if number is None:
         raise UserError(f"--label-set {label_set!r}: expected a label-set id, "
                         f"'{LATEST}' or '{GROUND_TRUTH}'")
-    return int(label_set)
+    return number
 
 
 def _error_detail(response: Any) -> str:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import LabelSetDep, ReadAccess, StoreDep
 from api.schemas import ClipLabelsOut
+from mugcore.ids import plain_int
 
 router = APIRouter(prefix="/v1/labels", tags=["labels"])
 
@@ -31,7 +32,8 @@ async def get_clip_labels(
                                          "datasets hold this clip id")] = None,
 ) -> dict[str, Any]:
     # A dataset named by digits is looked up by id, as everywhere else in the API.
-    which: str | int | None = int(dataset) if dataset and dataset.isdigit() else dataset
+    number = plain_int(dataset) if dataset is not None else None
+    which: str | int | None = dataset if number is None else number
     labels = store.lookup(clip_id, dataset=which, label_set=label_set)
     return {"clip_id": labels.clip_id, "dataset": labels.dataset, "split": labels.split,
             "multimodal": labels.multimodal, "text": labels.text, "audio": labels.audio,

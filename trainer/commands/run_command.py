@@ -12,6 +12,7 @@ import numpy as np
 
 from mugcore.data.schema import MODALITIES, TRUTH_KEYS, MMSADataset
 from mugcore.errors import UserError
+from mugcore.ids import plain_int
 from mugcore.outputs import check_output_dir
 from trainer.config import PRESETS, TrainerConfig, load_config, parse_seeds
 from trainer.label_source import (
@@ -122,7 +123,7 @@ RUN_OUTPUTS = ("best.pt", "metrics.json", "report.md", "curves.png")
 def _previous_run(out: Path) -> list[Path]:
     if not out.is_dir():
         return []
-    seeds = [p for p in out.glob("seed_*") if p.is_dir() and p.name[5:].isdigit()]
+    seeds = [p for p in out.glob("seed_*") if p.is_dir() and plain_int(p.name[5:]) is not None]
     return sorted(seeds + [out / n for n in RUN_OUTPUTS if (out / n).exists()])
 
 
