@@ -230,7 +230,8 @@ class Stage3Recipe:
         if self.env.is_main:
             self.dir.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=cfg.epochs * len(self.loader), initial=st.epoch * len(self.loader),
-                   desc=f"seed {self.seed}", unit="it", disable=not self.progress, leave=False)
+                   desc=f"seed {self.seed}", unit="it", leave=False,
+                   disable=None if self.progress else True)  # None: off when not a terminal
         while st.epoch < cfg.epochs and not (cfg.patience and st.bad_epochs >= cfg.patience):
             self.net.train()
             self.sampler.set_epoch(st.epoch)

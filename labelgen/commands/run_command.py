@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if stage not in bars:
             for bar in bars.values():
                 bar.close()
-            bars[stage] = tqdm(total=1000, desc=stage, unit="‰", leave=True,
+            bars[stage] = tqdm(total=1000, desc=stage, unit="‰", leave=True, disable=None,
                                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
         bar = bars[stage]
         bar.update(round(fraction * 1000) - bar.n)
