@@ -3,8 +3,10 @@
 For every world of bench/worlds.py and every seed: the world's dataset is generated with that
 seed, stage 1 runs as `labelgen run` runs it (cross-fitting chosen by the memorisation gap),
 and one grouped stage 2 trains every candidate label noise of the selection grid plus the
-fixed preset noises. On that shared stage 2 the suite computes, against the world's hidden
-per-modality truth on the train split:
+fixed preset noises. On a small train split (under selection.ensemble_below clips) this
+happens for each of mug's run seeds and mug's labels are their mean, as labelgen serves them
+(labelgen/ensemble.py); the selection figures are then the first run's. On that shared stage 2
+the suite computes, against the world's hidden per-modality truth on the train split:
 
 - the MAE gain over `copy` (negative = better than copy) of `mug` as shipped (selection +
   gate), `mug` without the gate, `mug` with the fixed preset noises (no selection, no gate:
@@ -44,7 +46,9 @@ from worlds import REPORT_SEEDS, WORLDS, load_world
 
 from labelgen.config import LabelgenConfig, load_config
 from labelgen.cross_fit import run_stage1_chosen
+from labelgen.ensemble import average_outputs, run_seeds
 from labelgen.generate import seeded, without_truth
+from labelgen.methods import MethodOutput
 from labelgen.methods.mug import finish
 from labelgen.representations import CachedReps
 from labelgen.selection import candidate_members
@@ -87,26 +91,54 @@ def truth_of(ds: MMSADataset, split: str) -> dict[str, np.ndarray]:
     return {m: np.asarray(ds.splits[split][TRUTH_KEYS[m]], np.float64) for m in MODALITIES}
 
 
+def trained_run(name: str, seed: int, run_seed: int, visible: MMSADataset,
+                config: LabelgenConfig, cache: Path) -> tuple[CachedReps, Stage2Result]:
+    """Stage 1 as labelgen runs it and the grouped stage 2 of one run (seed `run_seed`) on
+    the world's dataset of seed `seed`, cached."""
+    key = digest(name, seed, run_seed, config.stage1, config.selection.cross_fit_folds,
+                 config.selection.memorisation_gap)
+    with seeded(run_seed):
+        reps = cached(cache / "stage1" / f"{name}_s{seed}_r{run_seed}_{key}.pkl",
+                      lambda: run_stage1_chosen(visible, config, seed=run_seed))
+    # the training that happens: epochs as run_stage2 will stretch them for this train size
+    training = {**dataclasses.asdict(config.stage2),
+                "epochs": effective_epochs(config.stage2, visible.size("train"))}
+    training.pop("min_steps")
+    grid_key = digest(training, config.selection.noise_grid)
+    result = cached(cache / "stage2" / f"{name}_s{seed}_r{run_seed}_{key}_{grid_key}.pkl",
+                    lambda: stage2_grid(reps, config, run_seed))
+    return reps, result
+
+
+def finish_variant(visible: MMSADataset, runs: dict[int, tuple[CachedReps, Stage2Result]],
+                   config: LabelgenConfig, seed: int) -> MethodOutput:
+    """`mug`'s labels under `config` as labelgen serves them: the first run's, or the mean of
+    the runs' where the train split is small (labelgen/ensemble.py)."""
+    n_train = visible.size("train")
+    seeds = run_seeds(config, n_train=n_train, seed=seed)
+    outputs = []
+    for s in seeds:
+        with seeded(s):
+            outputs.append(finish(visible, *runs[s], config, s))
+    if len(outputs) == 1:
+        return outputs[0]
+    return average_outputs(outputs, seeds, n_train=n_train,
+                           below=config.selection.ensemble_below)
+
+
 def evaluate(name: str, seed: int, configs: dict[str, LabelgenConfig],
              cache: Path) -> dict[str, Any]:
-    """One world and seed: every variant (name -> config) on one shared stage 1 and 2."""
+    """One world and seed: every variant (name -> config) on shared stage-1 and stage-2 runs
+    (one, or several to average on small train splits)."""
     config = configs["mug"]
     ds = load_world(name, seed, cache / "datasets")
     visible = without_truth(ds)
-    key = digest(name, seed, config.stage1, config.selection.cross_fit_folds,
-                 config.selection.memorisation_gap)
     started = time.perf_counter()
-    with seeded(seed):
-        reps = cached(cache / "stage1" / f"{name}_s{seed}_{key}.pkl",
-                      lambda: run_stage1_chosen(visible, config, seed=seed))
+    seeds = sorted({s for c in configs.values()
+                    for s in run_seeds(c, n_train=ds.size("train"), seed=seed)})
+    runs = {s: trained_run(name, seed, s, visible, config, cache) for s in seeds}
+    reps, result = runs[seed]  # selection diagnostics and stage-1 predictors: the first run
     stage1_s = time.perf_counter() - started
-    # the training that happens: epochs as run_stage2 will stretch them for this train size
-    training = {**dataclasses.asdict(config.stage2),
-                "epochs": effective_epochs(config.stage2, ds.size("train"))}
-    training.pop("min_steps")
-    grid_key = digest(training, config.selection.noise_grid)
-    result = cached(cache / "stage2" / f"{name}_s{seed}_{key}_{grid_key}.pkl",
-                    lambda: stage2_grid(reps, config, seed))
     n_train = ds.size("train")
     y = reps.splits["train"].y.astype(np.float64)
     truth = truth_of(ds, "train")
@@ -121,8 +153,7 @@ def evaluate(name: str, seed: int, configs: dict[str, LabelgenConfig],
     row["gain"]["stage1-predictor"] = {m: gain(reps.splits["train"].pred[m], m)
                                        for m in MODALITIES}
     for variant, vconfig in configs.items():
-        with seeded(seed):
-            out = finish(visible, reps, result, vconfig, seed)
+        out = finish_variant(visible, runs, vconfig, seed)
         row["gain"][variant] = {m: gain(out.labels[m], m) for m in MODALITIES}
         if variant != "mug":
             continue

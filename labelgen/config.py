@@ -41,9 +41,11 @@ MAXIMA: dict[str, float] = {
         "min_steps": 1_000_000}.items()},
     "selection.noise_grid": 10.0, "selection.noise_scale": 10.0,
     "selection.cross_fit_folds": 20, "selection.memorisation_gap": 1.0,
+    "selection.ensemble_below": 1_000_000, "selection.ensemble_seeds": 10,
     **{f"gate.{k}": 100.0 for k in ("min_signal_z", "min_own_z")},
     "gate.unique_low": 1.0, "gate.unique_high": 1.0,
     "uncertainty.level": 0.999,
+    **{f"uncertainty.spread_weight_{m}": 100.0 for m in ("text", "audio", "vision")},
     **{f"mlc.{k}": v for k, v in {
         "epochs": 10_000, "batch_size": 4096, "hidden": 4096, "label_embed_dim": 1024,
         "inner_lr": 10.0, "meta_lr": 10.0}.items()},
@@ -154,14 +156,18 @@ class SelectionConfig:
     # better than held-out clips by more than memorisation_gap (in R^2); 0: never
     cross_fit_folds: int = 3
     memorisation_gap: float = 0.1
+    # below this many train clips `mug` serves the mean uni-labels of ensemble_seeds whole
+    # runs from different seeds (labelgen/ensemble.py); ensemble_seeds 1: never
+    ensemble_below: int = 600
+    ensemble_seeds: int = 3
 
     def check(self) -> None:
         if not self.noise_grid or len(self.noise_grid) > 32:
             raise UserError("selection.noise_grid must list 1 to 32 noise levels")
         if min(self.noise_grid) <= 0:
             raise UserError("selection.noise_grid: every noise level must be > 0")
-        _positive(self, "noise_scale")
-        _non_negative(self, "memorisation_gap")
+        _positive(self, "noise_scale", "ensemble_seeds")
+        _non_negative(self, "memorisation_gap", "ensemble_below")
         if self.cross_fit_folds == 1 or self.cross_fit_folds < 0:
             raise UserError(f"selection.cross_fit_folds must be 0 (never) or at least 2, "
                             f"got {self.cross_fit_folds}")
@@ -194,10 +200,19 @@ class UncertaintyConfig:
 
     enabled: bool = True
     level: float = 0.9  # coverage the intervals are calibrated for
+    # weight of the candidate MUCNs' disagreement in each clip's scale, per modality; chosen
+    # on the robustness suite's tuning seeds (docs/robustness.md)
+    spread_weight_text: float = 2.0
+    spread_weight_audio: float = 2.0
+    spread_weight_vision: float = 2.0
 
     def check(self) -> None:
         if not 0.5 <= self.level < 1:
             raise UserError(f"uncertainty.level must be in [0.5, 1), got {self.level}")
+        _non_negative(self, "spread_weight_text", "spread_weight_audio", "spread_weight_vision")
+
+    def spread_weight(self, modality: str) -> float:
+        return float(getattr(self, f"spread_weight_{modality}"))
 
 
 @_options

@@ -1,8 +1,9 @@
 """generate_labels: a dataset in, a uni-label for every clip of every split out.
 
 The one entry point used by `labelgen run`, the worker and the benchmark. It seeds every
-random source, runs stage 1 when the method needs representations, runs the method, checks
-the labels, and records provenance. Ground-truth uni-labels (when the file has them) are
+random source, runs stage 1 when the method needs representations, runs the method (several
+times and averaged, for `mug` on small train splits: labelgen/ensemble.py), checks the
+labels, and records provenance. Ground-truth uni-labels (when the file has them) are
 removed from the dataset before any method but `ground-truth` sees it; quality figures
 against them are computed only after the labels exist.
 """
@@ -21,7 +22,8 @@ import torch
 
 from labelgen.config import LabelgenConfig, config_from_dict, preset_for_dataset
 from labelgen.cross_fit import run_stage1_chosen
-from labelgen.methods import all_clips, get_method
+from labelgen.ensemble import average_outputs, run_seeds
+from labelgen.methods import Method, MethodOutput, all_clips, get_method
 from labelgen.representations import CachedReps
 from mugcore.data.hashing import dataset_hash
 from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS, MMSADataset
@@ -58,16 +60,25 @@ def generate_labels(ds: MMSADataset, *, method: str,
     timings: dict[str, float] = {}
     stage1_info: dict[str, Any] | None = None
     started = time.perf_counter()
+    n_train = visible.size("train")
+    seeds = (run_seeds(config, n_train=n_train, seed=seed) if spec.averages_seeds else [seed])
     with seeded(seed):
         reps = None
-        if spec.needs_reps:
-            with _stage("stage1", progress, should_stop, timings) as tick:
-                reps = run_stage1_chosen(visible, config, seed=seed,
-                                         snapshots=spec.needs_snapshots, on_progress=tick)
+        if len(seeds) > 1:
+            reps, outputs = _averaged_runs(visible, spec, config, seeds, progress, should_stop,
+                                           timings)
+            generated = average_outputs(outputs, seeds, n_train=n_train,
+                                        below=config.selection.ensemble_below)
             stage1_info = reps.info
-        with _stage("stage2" if spec.needs_reps else method, progress, should_stop,
-                    timings) as tick:
-            generated = spec.run(visible, reps, config, seed, on_progress=tick)
+        else:
+            if spec.needs_reps:
+                with _stage("stage1", progress, should_stop, timings) as tick:
+                    reps = run_stage1_chosen(visible, config, seed=seed,
+                                             snapshots=spec.needs_snapshots, on_progress=tick)
+                stage1_info = reps.info
+            with _stage("stage2" if spec.needs_reps else method, progress, should_stop,
+                        timings) as tick:
+                generated = spec.run(visible, reps, config, seed, on_progress=tick)
     timings["total_s"] = time.perf_counter() - started
 
     clip_ids, splits = all_clips(ds)
@@ -97,6 +108,29 @@ def generate_labels(ds: MMSADataset, *, method: str,
     provenance.update(generated.provenance)
     return LabelResult(labels=labels, provenance=provenance, quality=quality_of(ds, labels),
                        reps=reps)
+
+
+def _averaged_runs(ds: MMSADataset, spec: Method, config: LabelgenConfig, seeds: list[int],
+                   progress: ProgressFn | None, should_stop: StopFn | None,
+                   timings: dict[str, float]) -> tuple[CachedReps, list[MethodOutput]]:
+    """Every stage 1, then every stage 2 (labelgen/ensemble.py), each run under its own seed;
+    the first run's representations."""
+    def share(tick: Callable[[float], None], r: int) -> Callable[[float], None]:
+        return lambda f: tick((r + f) / len(seeds))
+
+    with _stage("stage1", progress, should_stop, timings) as tick:
+        reps_of_runs = []
+        for r, s in enumerate(seeds):
+            with seeded(s):
+                reps_of_runs.append(run_stage1_chosen(ds, config, seed=s,
+                                                      snapshots=spec.needs_snapshots,
+                                                      on_progress=share(tick, r)))
+    with _stage("stage2", progress, should_stop, timings) as tick:
+        outputs = []
+        for r, (s, reps) in enumerate(zip(seeds, reps_of_runs, strict=True)):
+            with seeded(s):
+                outputs.append(spec.run(ds, reps, config, s, on_progress=share(tick, r)))
+    return reps_of_runs[0], outputs
 
 
 def resolve_config(ds: MMSADataset,

@@ -25,6 +25,10 @@ def decision_lines(provenance: dict[str, Any]) -> list[str]:
         state = f"on, {cross_fit['folds']} folds" if cross_fit["folds"] else "off"
         lines.append(f"  cross-fitting {state} (memorisation gap in R^2: {gaps}; threshold "
                      f"{cross_fit['threshold']:g})")
+    ensemble = provenance.get("ensemble") or {}
+    if ensemble:
+        lines.append(f"  {ensemble['reason']}; seeds {', '.join(map(str, ensemble['seeds']))}; "
+                     "gate and noise below: the runs' mean and the first run's")
     for m in MODALITIES:
         parts = [f"  {m:>6}:"]
         if m in gate:

@@ -42,9 +42,6 @@ from mugcore.data.schema import SPLITS
 DRAWS = 8  # noise draws per validation clip for the calibration
 
 
-SPREAD_WEIGHT = 2.0  # of the MUCNs' disagreement in the scale; tuned on seeds 100, 101
-
-
 class GatedCorrector(RegressorMixin, BaseEstimator):
     """sklearn face of one member's corrector: rows of X are [y~, h_u...]."""
 
@@ -68,7 +65,7 @@ class GatedCorrector(RegressorMixin, BaseEstimator):
 
 class ClipScale(RegressorMixin, BaseEstimator):
     """The per-clip scale of the normalised score:
-    `floor` + (|corrected label| + SPREAD_WEIGHT * spread of the modality's MUCNs) / H.
+    `floor` + (|corrected label| + `spread_weight` * spread of the modality's MUCNs) / H.
 
     A uni-label far from neutral is the least sure: y_M averages the modalities (and the
     annotators) and so is pulled toward 0, while one modality's own sentiment may lie further
@@ -78,8 +75,9 @@ class ClipScale(RegressorMixin, BaseEstimator):
     overall width comes from the conformal quantile.
     """
 
-    def __init__(self, corrector: GatedCorrector, floor: float = 0.5) -> None:
-        self.corrector, self.floor = corrector, floor
+    def __init__(self, corrector: GatedCorrector, spread_weight: float,
+                 floor: float = 0.5) -> None:
+        self.corrector, self.spread_weight, self.floor = corrector, spread_weight, floor
         self.fitted_ = True
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> "ClipScale":
@@ -89,7 +87,7 @@ class ClipScale(RegressorMixin, BaseEstimator):
         labels, peers = self.corrector.corrections(x)
         spread = peers.std(axis=0)
         bound = self.corrector.mucns.reps.bound
-        return self.floor + (np.abs(labels) + SPREAD_WEIGHT * spread) / bound
+        return self.floor + (np.abs(labels) + self.spread_weight * spread) / bound
 
 
 @dataclass(frozen=True)
@@ -100,10 +98,11 @@ class Intervals:
 
 
 def conformal_intervals(mucns: TrainedMUCNs, member: int, *, keep: float, noise: float,
-                        level: float, seed: int, peers: list[int] | None = None) -> Intervals:
+                        level: float, seed: int, peers: list[int] | None = None,
+                        spread_weight: float = 0.0) -> Intervals:
     """Intervals of member `member`'s gated uni-labels for every clip, train..test order.
-    `peers`: the members (of its modality) whose disagreement widens a clip's interval;
-    default: the member alone (no spread)."""
+    `peers`: the members (of its modality) whose disagreement, times `spread_weight`, widens a
+    clip's interval; default: the member alone (no spread)."""
     from mapie.conformity_scores import ResidualNormalisedScore
     from mapie.regression import SplitConformalRegressor
 
@@ -119,7 +118,7 @@ def conformal_intervals(mucns: TrainedMUCNs, member: int, *, keep: float, noise:
         return np.column_stack([noisy, h]), y
 
     corrector = GatedCorrector(mucns, member, keep, peers if peers else [member])
-    scale = ClipScale(corrector)
+    scale = ClipScale(corrector, spread_weight)
     conformal = SplitConformalRegressor(
         estimator=corrector, confidence_level=level, prefit=True,
         conformity_score=ResidualNormalisedScore(residual_estimator=scale, prefit=True))

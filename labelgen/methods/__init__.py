@@ -5,7 +5,9 @@ order of `all_clips(ds)` (train, then valid, then test), optional per-clip uncer
 (storage.uncertainty's nine keys) and provenance sections (`selection`, `gate`,
 `uncertainty`). A method without uncertainty says why in provenance["uncertainty"]. A method
 says whether it needs stage 1 (`needs_reps`: it receives the `CachedReps`, else None) and
-whether it needs the per-epoch train snapshots (`needs_snapshots`, for ULGM). Only
+whether it needs the per-epoch train snapshots (`needs_snapshots`, for ULGM), and whether on
+small train splits its labels are the mean of several seeds' runs (`averages_seeds`, for mug;
+labelgen/ensemble.py). Only
 `reads_truth` methods are given the dataset's per-modality ground truth; generate.py strips
 it for every other method.
 
@@ -52,6 +54,7 @@ class Method:
     run: MethodFn  # run(ds, reps_or_None, config, seed, *, on_progress=None) -> Labels
     needs_reps: bool
     needs_snapshots: bool = False
+    averages_seeds: bool = False
     reads_truth: bool = False
     description: str = ""
 
@@ -115,7 +118,7 @@ def _mug(ds: MMSADataset, reps: CachedReps | None, config: LabelgenConfig, seed:
 
 
 METHODS: dict[str, Method] = {
-    "mug": Method("mug", _mug, needs_reps=True,
+    "mug": Method("mug", _mug, needs_reps=True, averages_seeds=True,
                   description="MUG: stage-1 pre-training with CPM, then MUCN meta-learning"),
     "copy": Method("copy", _copy, needs_reps=False,
                    description="the multimodal label as every uni-label (naive baseline)"),

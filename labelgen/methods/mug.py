@@ -99,7 +99,8 @@ def _uncertainty(result: Stage2Result, chosen: dict[str, Member], keep: dict[str
         member = members.index(chosen[m])
         peers = [i for i, c in enumerate(members) if c.modality == m and c.noise in candidates]
         intervals = conformal_intervals(result.mucns, member, keep=keep[m], noise=spread[m],
-                                        level=level, seed=seed, peers=peers)
+                                        level=level, seed=seed, peers=peers,
+                                        spread_weight=config.uncertainty.spread_weight(m))
         arrays[f"{m}_std"], arrays[f"{m}_lower"], arrays[f"{m}_upper"] = (
             intervals.std, intervals.lower, intervals.upper)
         summary[m] = {"noise": round(spread[m], 5),

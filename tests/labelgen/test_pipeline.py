@@ -86,6 +86,23 @@ def test_mug_is_deterministic_and_never_reads_ground_truth(
     assert "torch" in p["versions"]
 
 
+def test_spread_weight_shares_out_each_modalitys_width(
+        tiny_mosi: MMSADataset, tiny_overrides: list[str]) -> None:
+    def run(weight: float) -> dict[str, np.ndarray]:
+        config = load_config(preset="fast", overrides=[
+            *tiny_overrides, f"uncertainty.spread_weight_text={weight}"])
+        return generate_labels(tiny_mosi, method="mug", config=config, seed=1).labels
+
+    flat, steep = run(0.0), run(50.0)
+    for m in MODALITIES:
+        np.testing.assert_array_equal(flat[m], steep[m])  # the labels do not move
+    np.testing.assert_array_equal(flat["audio_std"], steep["audio_std"])
+    # without the spread the text scale is 0.5 + |label| / H: std follows |label| exactly
+    rank = np.argsort(np.abs(flat["text"]), kind="stable")
+    assert (np.diff(flat["text_std"][rank]) >= -1e-6).all()
+    assert not (np.diff(steep["text_std"][rank]) >= -1e-6).all()
+
+
 def test_progress_and_cancel(tiny_mosi: MMSADataset, tiny_config: LabelgenConfig) -> None:
     calls: list[tuple[str, float]] = []
     generate_labels(tiny_mosi, method="mug", config=tiny_config, seed=0,
