@@ -30,7 +30,7 @@ from storage.uncertainty import UNCERTAINTY_KEYS
 router = APIRouter(prefix="/ui", route_class=HtmlRoute, include_in_schema=False,
                    dependencies=[Depends(ui_reader)])
 
-PROVENANCE_SECTIONS = ("gate", "selection", "uncertainty")
+PROVENANCE_SECTIONS = ("gate", "selection", "uncertainty", "ensemble")
 SplitFilter = Annotated[Literal["all", "train", "valid", "test"], Query()]
 TextFilter = Annotated[str, Query(max_length=200)]
 PageNo = Annotated[int, Query(ge=1, le=1_000_000)]
