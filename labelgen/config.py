@@ -202,7 +202,7 @@ class UncertaintyConfig:
     level: float = 0.9  # coverage the intervals are calibrated for
     # weight of the candidate MUCNs' disagreement in each clip's scale, per modality; chosen
     # on the robustness suite's tuning seeds (docs/robustness.md)
-    spread_weight_text: float = 2.0
+    spread_weight_text: float = 4.0
     spread_weight_audio: float = 2.0
     spread_weight_vision: float = 2.0
 
