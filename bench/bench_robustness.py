@@ -120,8 +120,6 @@ def finish_variant(visible: MMSADataset, runs: dict[int, tuple[CachedReps, Stage
     for s in seeds:
         with seeded(s):
             outputs.append(finish(visible, *runs[s], config, s))
-    if len(outputs) == 1:
-        return outputs[0]
     return average_outputs(outputs, seeds, n_train=n_train,
                            below=config.selection.ensemble_below)
 

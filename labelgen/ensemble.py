@@ -37,8 +37,11 @@ def run_seeds(config: LabelgenConfig, *, n_train: int, seed: int) -> list[int]:
 
 def average_outputs(outputs: list[MethodOutput], seeds: list[int], *, n_train: int,
                     below: int) -> MethodOutput:
-    """One output from several runs' (module doc); provenance keeps every run's decisions."""
-    assert len(outputs) == len(seeds) >= 2, "averaging needs at least two runs"
+    """One output from the runs' (module doc; a single run's as it is); provenance keeps every
+    run's decisions."""
+    assert len(outputs) == len(seeds) >= 1, "one output per run seed"
+    if len(outputs) == 1:
+        return outputs[0]
     labels = {m: np.mean([o.labels[m] for o in outputs], axis=0).astype(np.float32)
               for m in MODALITIES}
     uncertainty = {key: np.mean([o.uncertainty[key] for o in outputs], axis=0).astype(np.float32)

@@ -58,27 +58,15 @@ def generate_labels(ds: MMSADataset, *, method: str,
     config = resolve_config(ds, config)
     visible = ds if spec.reads_truth else without_truth(ds)
     timings: dict[str, float] = {}
-    stage1_info: dict[str, Any] | None = None
     started = time.perf_counter()
     n_train = visible.size("train")
     seeds = (run_seeds(config, n_train=n_train, seed=seed) if spec.averages_seeds else [seed])
     with seeded(seed):
-        reps = None
-        if len(seeds) > 1:
-            reps, outputs = _averaged_runs(visible, spec, config, seeds, progress, should_stop,
-                                           timings)
-            generated = average_outputs(outputs, seeds, n_train=n_train,
-                                        below=config.selection.ensemble_below)
-            stage1_info = reps.info
-        else:
-            if spec.needs_reps:
-                with _stage("stage1", progress, should_stop, timings) as tick:
-                    reps = run_stage1_chosen(visible, config, seed=seed,
-                                             snapshots=spec.needs_snapshots, on_progress=tick)
-                stage1_info = reps.info
-            with _stage("stage2" if spec.needs_reps else method, progress, should_stop,
-                        timings) as tick:
-                generated = spec.run(visible, reps, config, seed, on_progress=tick)
+        reps_of_runs, outputs = _runs(visible, spec, config, seeds, progress, should_stop,
+                                      timings)
+    reps = reps_of_runs[0]
+    generated = average_outputs(outputs, seeds, n_train=n_train,
+                                below=config.selection.ensemble_below)
     timings["total_s"] = time.perf_counter() - started
 
     clip_ids, splits = all_clips(ds)
@@ -103,34 +91,40 @@ def generate_labels(ds: MMSADataset, *, method: str,
         "label_bound": ds.label_bound,
         "timings": timings,
     }
-    if stage1_info is not None:
-        provenance["stage1"] = stage1_info
+    if reps is not None:
+        provenance["stage1"] = reps.info
     provenance.update(generated.provenance)
     return LabelResult(labels=labels, provenance=provenance, quality=quality_of(ds, labels),
                        reps=reps)
 
 
-def _averaged_runs(ds: MMSADataset, spec: Method, config: LabelgenConfig, seeds: list[int],
-                   progress: ProgressFn | None, should_stop: StopFn | None,
-                   timings: dict[str, float]) -> tuple[CachedReps, list[MethodOutput]]:
-    """Every stage 1, then every stage 2 (labelgen/ensemble.py), each run under its own seed;
-    the first run's representations."""
+def _runs(ds: MMSADataset, spec: Method, config: LabelgenConfig, seeds: list[int],
+          progress: ProgressFn | None, should_stop: StopFn | None,
+          timings: dict[str, float]) -> tuple[list[CachedReps | None], list[MethodOutput]]:
+    """Stage 1 of every run (when the method needs it), then the method on each: one run, or
+    several to average (labelgen/ensemble.py). Several runs each reseed with their own seed;
+    one run keeps the random stream of the caller's `seeded`."""
+    def run_seeded(s: int) -> contextlib.AbstractContextManager[None]:
+        return seeded(s) if len(seeds) > 1 else contextlib.nullcontext()
+
     def share(tick: Callable[[float], None], r: int) -> Callable[[float], None]:
         return lambda f: tick((r + f) / len(seeds))
 
-    with _stage("stage1", progress, should_stop, timings) as tick:
-        reps_of_runs = []
-        for r, s in enumerate(seeds):
-            with seeded(s):
-                reps_of_runs.append(run_stage1_chosen(ds, config, seed=s,
-                                                      snapshots=spec.needs_snapshots,
-                                                      on_progress=share(tick, r)))
-    with _stage("stage2", progress, should_stop, timings) as tick:
-        outputs = []
+    reps_of_runs: list[CachedReps | None] = [None] * len(seeds)
+    if spec.needs_reps:
+        with _stage("stage1", progress, should_stop, timings) as tick:
+            for r, s in enumerate(seeds):
+                with run_seeded(s):
+                    reps_of_runs[r] = run_stage1_chosen(ds, config, seed=s,
+                                                        snapshots=spec.needs_snapshots,
+                                                        on_progress=share(tick, r))
+    outputs = []
+    with _stage("stage2" if spec.needs_reps else spec.name, progress, should_stop,
+                timings) as tick:
         for r, (s, reps) in enumerate(zip(seeds, reps_of_runs, strict=True)):
-            with seeded(s):
+            with run_seeded(s):
                 outputs.append(spec.run(ds, reps, config, s, on_progress=share(tick, r)))
-    return reps_of_runs[0], outputs
+    return reps_of_runs, outputs
 
 
 def resolve_config(ds: MMSADataset,
