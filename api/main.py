@@ -22,7 +22,7 @@ import uvicorn
 
 from api.app import create_app
 from api.settings import Settings, load_settings
-from labelgen.worker import run_worker
+from labelgen.service.worker import run_worker
 from mugcore.errors import UserError
 from storage import LabelStore
 

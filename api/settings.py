@@ -2,7 +2,7 @@
 
 Precedence: command-line flags (see `api.main`) over MUG_* environment variables over the
 defaults here. The worker's own settings (store, files, job_*, poll and heartbeat periods) come
-from `labelgen.worker_settings`, which `labelgen worker` reads too. Tokens are secrets: they
+from `labelgen.service.settings`, which `labelgen worker` reads too. Tokens are secrets: they
 never appear in logs, reprs or the OpenAPI document.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from labelgen.worker_settings import WorkerEnvSettings, settings_from
+from labelgen.service.settings import WorkerEnvSettings, settings_from
 
 LOOPBACK_NAMES = ("localhost",)
 

@@ -31,8 +31,8 @@ import torch
 from labelgen.config import LabelgenConfig, load_config
 from labelgen.generate import quality_of, seeded, without_truth
 from labelgen.methods import all_clips, get_method
-from labelgen.representations import CachedReps
-from labelgen.stage1 import run_stage1
+from labelgen.stages.representations import CachedReps
+from labelgen.stages.stage1 import run_stage1
 from mugcore.data.io import load_dataset, save_dataset
 from mugcore.data.schema import MODALITIES, SPLITS, MMSADataset
 from mugcore.data.synth import make_synthetic

@@ -161,7 +161,7 @@ def child_stage1(args: argparse.Namespace) -> list[float]:
     import torch
 
     from labelgen.config import load_config
-    from labelgen.stage1 import train_model
+    from labelgen.stages.stage1 import train_model
     from mugcore.data.io import load_dataset
     from mugcore.models.multimodal_net import NetConfig
 

@@ -5,7 +5,7 @@ seed, stage 1 runs as `labelgen run` runs it (cross-fitting chosen by the memori
 and one grouped stage 2 trains every candidate label noise of the selection grid plus the
 fixed preset noises. On a small train split (under selection.ensemble_below clips) this
 happens for each of mug's run seeds and mug's labels are their mean, as labelgen serves them
-(labelgen/ensemble.py); the selection figures are then the first run's. On that shared stage 2
+(labelgen/trust/ensemble.py); the selection figures are then the first run's. On that shared stage 2
 the suite computes, against the world's hidden per-modality truth on the train split:
 
 - the MAE gain over `copy` (negative = better than copy) of `mug` as shipped (selection +
@@ -45,20 +45,20 @@ from scipy.stats import spearmanr
 from worlds import REPORT_SEEDS, WORLDS, load_world
 
 from labelgen.config import LabelgenConfig, load_config
-from labelgen.cross_fit import run_stage1_chosen
-from labelgen.ensemble import average_outputs, run_seeds
 from labelgen.generate import seeded, without_truth
-from labelgen.methods import MethodOutput
 from labelgen.methods.mug import finish
-from labelgen.representations import CachedReps
-from labelgen.selection import candidate_members
-from labelgen.stage2 import (
+from labelgen.outputs import MethodOutput
+from labelgen.stages.representations import CachedReps
+from labelgen.stages.stage2 import (
     Member,
     Stage2Result,
     default_members,
     effective_epochs,
     run_stage2,
 )
+from labelgen.trust.cross_fit import run_stage1_chosen
+from labelgen.trust.ensemble import average_outputs, run_seeds
+from labelgen.trust.selection import candidate_members
 from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS, MMSADataset
 
 BASE_VARIANTS = {"mug": [], "mug-nogate": ["gate.enabled=false"],
@@ -113,7 +113,7 @@ def trained_run(name: str, seed: int, run_seed: int, visible: MMSADataset,
 def finish_variant(visible: MMSADataset, runs: dict[int, tuple[CachedReps, Stage2Result]],
                    config: LabelgenConfig, seed: int) -> MethodOutput:
     """`mug`'s labels under `config` as labelgen serves them: the first run's, or the mean of
-    the runs' where the train split is small (labelgen/ensemble.py)."""
+    the runs' where the train split is small (labelgen/trust/ensemble.py)."""
     n_train = visible.size("train")
     seeds = run_seeds(config, n_train=n_train, seed=seed)
     outputs = []

@@ -145,7 +145,8 @@ class Stage2Config:
 @_options
 class SelectionConfig:
     """How `mug` chooses its settings per dataset from train/valid data and y_M alone
-    (labelgen/selection.py, labelgen/cross_fit.py). enabled=false: the stage2/stage1 values."""
+    (labelgen/trust/selection.py, labelgen/trust/cross_fit.py).
+    enabled=false: the stage2/stage1 values."""
 
     enabled: bool = True
     # candidate label noises (fractions of H), all trained in one grouped stage 2
@@ -157,7 +158,7 @@ class SelectionConfig:
     cross_fit_folds: int = 3
     memorisation_gap: float = 0.1
     # below this many train clips `mug` serves the mean uni-labels of ensemble_seeds whole
-    # runs from different seeds (labelgen/ensemble.py); ensemble_seeds 1: never
+    # runs from different seeds (labelgen/trust/ensemble.py); ensemble_seeds 1: never
     ensemble_below: int = 600
     ensemble_seeds: int = 3
 
@@ -175,7 +176,7 @@ class SelectionConfig:
 
 @_options
 class GateConfig:
-    """The per-modality safety gate of `mug` (labelgen/gate.py). enabled=false: keep every
+    """The per-modality safety gate of `mug` (labelgen/trust/gate.py). enabled=false: keep every
     correction."""
 
     enabled: bool = True
@@ -196,7 +197,7 @@ class GateConfig:
 
 @_options
 class UncertaintyConfig:
-    """Per-clip uncertainty of `mug`'s uni-labels (labelgen/uncertainty.py)."""
+    """Per-clip uncertainty of `mug`'s uni-labels (labelgen/trust/uncertainty.py)."""
 
     enabled: bool = True
     level: float = 0.9  # coverage the intervals are calibrated for

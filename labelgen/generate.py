@@ -2,7 +2,7 @@
 
 The one entry point used by `labelgen run`, the worker and the benchmark. It seeds every
 random source, runs stage 1 when the method needs representations, runs the method (several
-times and averaged, for `mug` on small train splits: labelgen/ensemble.py), checks the
+times and averaged, for `mug` on small train splits: labelgen/trust/ensemble.py), checks the
 labels, and records provenance. Ground-truth uni-labels (when the file has them) are
 removed from the dataset before any method but `ground-truth` sees it; quality figures
 against them are computed only after the labels exist.
@@ -21,10 +21,11 @@ import numpy as np
 import torch
 
 from labelgen.config import LabelgenConfig, config_from_dict, preset_for_dataset
-from labelgen.cross_fit import run_stage1_chosen
-from labelgen.ensemble import average_outputs, run_seeds
-from labelgen.methods import Method, MethodOutput, all_clips, get_method
-from labelgen.representations import CachedReps
+from labelgen.methods import Method, all_clips, get_method
+from labelgen.outputs import MethodOutput
+from labelgen.stages.representations import CachedReps
+from labelgen.trust.cross_fit import run_stage1_chosen
+from labelgen.trust.ensemble import average_outputs, run_seeds
 from mugcore.data.hashing import dataset_hash
 from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS, MMSADataset
 from mugcore.metrics import unilabel_quality
@@ -102,7 +103,7 @@ def _runs(ds: MMSADataset, spec: Method, config: LabelgenConfig, seeds: list[int
           progress: ProgressFn | None, should_stop: StopFn | None,
           timings: dict[str, float]) -> tuple[list[CachedReps | None], list[MethodOutput]]:
     """Stage 1 of every run (when the method needs it), then the method on each: one run, or
-    several to average (labelgen/ensemble.py). Several runs each reseed with their own seed;
+    several to average (labelgen/trust/ensemble.py). Several runs each reseed with their own seed;
     one run keeps the random stream of the caller's `seeded`."""
     def run_seeded(s: int) -> contextlib.AbstractContextManager[None]:
         return seeded(s) if len(seeds) > 1 else contextlib.nullcontext()

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
-from labelgen.trust_report import decision_lines, quality_lines
+from labelgen.trust.report import decision_lines, quality_lines
 from mugcore.data.io import save_dataset
 from mugcore.data.synth import World, make_synthetic
 

@@ -27,7 +27,7 @@ from api.schemas import (
 from api.settings import Settings
 from api.uploads import Upload, receive_upload
 from labelgen.config import parse_override
-from labelgen.worker import check_options
+from labelgen.service.worker import check_options
 from mugcore.data.io import load_dataset
 from mugcore.data.schema import MMSADataset
 from mugcore.errors import DatasetError, UserError

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Query, Response
 from api.cursors import decode_cursor, encode_cursor
 from api.deps import ReadAccess, StoreDep, WriteAccess
 from api.schemas import MAX_ID, IdPath, IdQuery, JobList, JobLog, JobOptions, JobOut, JobStatus
-from labelgen.worker import JOB_KIND, check_options
+from labelgen.service.worker import JOB_KIND, check_options
 from storage import LabelStore
 from storage.records import JobInfo
 

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     check_output_dir(args.out, flag="--out")  # before the t-SNE, not after it
     # t-SNE and plotting pull in scikit-learn and matplotlib: only load them when reporting.
-    from labelgen.report import build_report
+    from labelgen.reporting.report import build_report
 
     report = build_report(args.labels, out_dir=args.out, truth=args.truth, compare=args.compare)
     print(report.text)

@@ -138,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 source_format="pickle" if args.data.suffix.lower() in (".pkl", ".pickle")
                 else "hdf5")
         print(f"published label set {info.id} for dataset {name} to {args.store}")
-    from labelgen.trust_report import decision_lines, quality_lines
+    from labelgen.trust.report import decision_lines, quality_lines
 
     for line in decision_lines(result.provenance):
         print(line)
@@ -171,7 +171,8 @@ def write_labels(result: LabelResult, path: Path, *, representations: bool = Fal
             meta: dict[str, Any] = {**result.provenance, "quality": result.quality}
             temp.write_bytes(encode_label_set(result.labels, meta))
             if representations:
-                from labelgen.report import write_representations  # sklearn: only when asked
+                # sklearn: only when asked
+                from labelgen.reporting.report import write_representations
 
                 assert result.reps is not None, "the method gave no representations"
                 with h5py.File(temp, "a") as f:

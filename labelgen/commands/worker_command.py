@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     # pydantic and the store's SQLAlchemy load when a worker starts, not for `labelgen --help`.
-    from labelgen.worker import run_worker
-    from labelgen.worker_settings import WorkerEnvSettings, settings_from
+    from labelgen.service.settings import WorkerEnvSettings, settings_from
+    from labelgen.service.worker import run_worker
 
     settings = settings_from(WorkerEnvSettings,
                              {field: getattr(args, dest) for dest, field in _FLAGS.items()})

@@ -7,7 +7,7 @@ order of `all_clips(ds)` (train, then valid, then test), optional per-clip uncer
 says whether it needs stage 1 (`needs_reps`: it receives the `CachedReps`, else None) and
 whether it needs the per-epoch train snapshots (`needs_snapshots`, for ULGM), and whether on
 small train splits its labels are the mean of several seeds' runs (`averages_seeds`, for mug;
-labelgen/ensemble.py). Only
+labelgen/trust/ensemble.py). Only
 `reads_truth` methods are given the dataset's per-modality ground truth; generate.py strips
 it for every other method.
 
@@ -19,27 +19,18 @@ name (`config.ulgm`, `config.mlc`) is built into it with the same strict key che
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from labelgen.config import LabelgenConfig, build_dataclass
-from labelgen.representations import CachedReps
+from labelgen.outputs import Labels, MethodOutput
+from labelgen.stages.representations import CachedReps
 from mugcore.data.schema import MODALITIES, SPLITS, MMSADataset
 from mugcore.errors import UserError
 
-Labels = dict[str, np.ndarray]
 OnProgress = Callable[[float], None]
-
-
-@dataclass
-class MethodOutput:
-    labels: Labels  # modality -> (N_all,)
-    uncertainty: dict[str, np.ndarray] = field(default_factory=dict)  # "{m}_std" ... -> (N_all,)
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-
 MethodFn = Callable[..., MethodOutput]
 
 

@@ -11,11 +11,11 @@ fits clean labels on a clean (meta) set:
 Here, per modality u (DESIGN.md section 3: "a one-step look-ahead on the unimodal predictor,
 meta loss on the projected multimodal representations"), on the cached stage-1 train reps:
 
-- LCN_u(h_u, y_M) -> y_u in [-H, H] is the same network as MUG's MUCN (`labelgen.mucn`,
+- LCN_u(h_u, y_M) -> y_u in [-H, H] is the same network as MUG's MUCN (`labelgen.stages.mucn`,
   residual output starting from the identity); what differs is only the training: no
   label noise, no skip rule, and the meta loss comes through a predictor's look-ahead.
 - f_u: a fresh `Predictor` on h_u. Look-ahead f_u' = f_u - eta * grad MSE(f_u(h_u), y_u)
-  (second order through `labelgen.stage2.inner_step`); meta loss L1(f_u'(z_u), y_M), with z_u
+  (second order through `labelgen.stages.stage2.inner_step`); meta loss L1(f_u'(z_u), y_M), with z_u
   the projected multimodal representation (the CPM puts it in u's space, and y_M is its
   label); the LCN takes an Adam step on it; then f_u takes the plain SGD step of the
   look-ahead, on the updated LCN's labels (detached).
@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from labelgen.mucn import MUCN
-from labelgen.representations import CachedReps
-from labelgen.stage2 import _Standardiser, inner_step
+from labelgen.stages.mucn import MUCN
+from labelgen.stages.representations import CachedReps
+from labelgen.stages.stage2 import _Standardiser, inner_step
 from mugcore.data.schema import MODALITIES, SPLITS
 from mugcore.errors import UserError
 from mugcore.models.predictor import Predictor

@@ -1,12 +1,12 @@
 """`mug`: uni-labels from MUCNs meta-learned on the stage-1 representations (stage 2), with
 the label noise chosen per dataset, a per-modality safety gate and calibrated intervals.
 
-1. Evidence (labelgen/evidence.py): held-out figures per modality, from y_M alone.
+1. Evidence (labelgen/trust/evidence.py): held-out figures per modality, from y_M alone.
 2. Stage 2 on a grid of label noises per modality, all in one grouped network; the noise of
-   each modality is chosen by the held-out denoising criterion (labelgen/selection.py).
+   each modality is chosen by the held-out denoising criterion (labelgen/trust/selection.py).
    With `selection.enabled: false` stage 2 trains the configured stage2.noise_* only.
-3. The gate (labelgen/gate.py) keeps, shrinks or drops each modality's correction.
-4. Intervals (labelgen/uncertainty.py) for the gated labels.
+3. The gate (labelgen/trust/gate.py) keeps, shrinks or drops each modality's correction.
+4. Intervals (labelgen/trust/uncertainty.py) for the gated labels.
 Everything chosen, gated or estimated goes into provenance. The method reads only the
 cached representations and the multimodal labels; generate.py hands it a dataset stripped of
 per-modality ground truth, so it cannot peek even by mistake.
@@ -17,14 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from labelgen import gate
 from labelgen.config import LabelgenConfig
-from labelgen.evidence import gather_evidence
-from labelgen.methods import MethodOutput, concat_splits
-from labelgen.representations import CachedReps
-from labelgen.selection import candidate_members, choose_noise
-from labelgen.stage2 import Member, Stage2Result, default_members, run_stage2
-from labelgen.uncertainty import conformal_intervals
+from labelgen.methods import concat_splits
+from labelgen.outputs import MethodOutput
+from labelgen.stages.representations import CachedReps
+from labelgen.stages.stage2 import Member, Stage2Result, default_members, run_stage2
+from labelgen.trust import gate
+from labelgen.trust.evidence import gather_evidence
+from labelgen.trust.selection import candidate_members, choose_noise
+from labelgen.trust.uncertainty import conformal_intervals
 from mugcore.data.schema import MODALITIES, SPLITS, MMSADataset
 
 
@@ -50,7 +51,7 @@ def finish(ds: MMSADataset, reps: CachedReps, result: Stage2Result, config: Labe
         chosen = {m: choices[m].member for m in MODALITIES}
         provenance["selection"] = {
             "criterion": "validation denoising loss at the evidence-matched noise "
-                         "(labelgen/selection.py)",
+                         "(labelgen/trust/selection.py)",
             "cross_fit": reps.info.get("cross_fit"),
             **{m: choices[m].as_dict() for m in MODALITIES}}
     else:
@@ -91,7 +92,7 @@ def _uncertainty(result: Stage2Result, chosen: dict[str, Member], keep: dict[str
     arrays: dict[str, np.ndarray] = {}
     summary: dict[str, Any] = {"method": "split conformal on the held-out denoising task, "
                                          "normalised per clip by |label| and the spread "
-                                         "of the candidate MUCNs (labelgen/uncertainty.py)",
+                                         "of the candidate MUCNs (labelgen/trust/uncertainty.py)",
                                "level": level}
     members = result.mucns.members
     candidates = set(config.selection.noise_grid) if config.selection.enabled else set()

@@ -33,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 
-from labelgen.representations import CachedReps
+from labelgen.stages.representations import CachedReps
 from mugcore.data.schema import MODALITIES
 from mugcore.errors import UserError
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from labelgen.cpm import ContrastiveProjection, info_nce
+from labelgen.stages.cpm import ContrastiveProjection, info_nce
 
 
 def test_info_nce_lower_for_matching_pairs() -> None:

@@ -1,11 +1,11 @@
-"""Seed averaging of mug on small train splits (labelgen/ensemble.py), on the tiny datasets."""
+"""Seed averaging of mug on small train splits (labelgen/trust/ensemble.py), tiny datasets."""
 
 import numpy as np
 
 from labelgen.config import load_config
-from labelgen.ensemble import SEED_STEP, average_outputs, run_seeds
 from labelgen.generate import generate_labels
-from labelgen.methods import MethodOutput
+from labelgen.outputs import MethodOutput
+from labelgen.trust.ensemble import SEED_STEP, average_outputs, run_seeds
 from mugcore.data.schema import MODALITIES, MMSADataset
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from labelgen.methods.mlc import MlcConfig, generate, meta_loss
-from labelgen.mucn import MUCN
-from labelgen.representations import CachedReps, SplitReps
+from labelgen.stages.mucn import MUCN
+from labelgen.stages.representations import CachedReps, SplitReps
 from mugcore.data.schema import MODALITIES, SPLITS
 from mugcore.errors import UserError
 from mugcore.models.predictor import Predictor

@@ -5,7 +5,7 @@ import pytest
 
 from labelgen.config import LabelgenConfig, load_config
 from labelgen.generate import Cancelled, generate_labels, without_truth
-from labelgen.stage1 import fold_of_train_clips, run_stage1
+from labelgen.stages.stage1 import fold_of_train_clips, run_stage1
 from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS, MMSADataset
 from mugcore.errors import UserError
 

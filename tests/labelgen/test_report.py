@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from labelgen.commands import report_command
-from labelgen.report import (
+from labelgen.reporting.report import (
     HISTOGRAM_FILE,
     QUALITY_FILE,
     SCATTER_FILE,
@@ -17,7 +17,7 @@ from labelgen.report import (
     build_report,
     write_representations,
 )
-from labelgen.representations import CachedReps, SplitReps
+from labelgen.stages.representations import CachedReps, SplitReps
 from mugcore.cli import build_parser, run_cli
 from mugcore.data.io import save_dataset
 from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS, MMSADataset

@@ -6,7 +6,7 @@ from torch import nn
 from transformers import BertModel
 
 from labelgen.config import load_config
-from labelgen.stage1 import run_stage1
+from labelgen.stages.stage1 import run_stage1
 from mugcore.data.schema import SPLITS, MMSADataset
 
 

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from labelgen.config import Stage2Config
-from labelgen.mucn import MUCN
-from labelgen.representations import CachedReps, SplitReps
-from labelgen.stage2 import l1_loss, meta_gradient, meta_step, run_stage2
+from labelgen.stages.mucn import MUCN
+from labelgen.stages.representations import CachedReps, SplitReps
+from labelgen.stages.stage2 import l1_loss, meta_gradient, meta_step, run_stage2
 from mugcore.data.schema import MODALITIES, SPLITS
 
 

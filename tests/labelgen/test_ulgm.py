@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from labelgen.methods.ulgm import UlgmConfig, generate, relative_distance
-from labelgen.representations import CachedReps, SplitReps
+from labelgen.stages.representations import CachedReps, SplitReps
 from mugcore.data.schema import MODALITIES
 from mugcore.errors import UserError
 

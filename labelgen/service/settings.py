@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mugcore.errors import UserError
 
 if TYPE_CHECKING:
-    from labelgen.worker import WorkerSettings
+    from labelgen.service.worker import WorkerSettings
 
 
 class WorkerEnvSettings(BaseSettings):
@@ -39,7 +39,7 @@ class WorkerEnvSettings(BaseSettings):
         return None if value == "" else value
 
     def worker_settings(self, *, once: bool = False) -> "WorkerSettings":
-        from labelgen.worker import WorkerSettings
+        from labelgen.service.worker import WorkerSettings
 
         return WorkerSettings(poll_s=self.poll_s, heartbeat_s=self.heartbeat_s,
                               stale_s=self.job_stale_s, stale_policy=self.job_stale_policy,

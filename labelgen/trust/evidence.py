@@ -1,7 +1,7 @@
 """Held-out evidence about each modality, from the stage-1 representations and y_M alone.
 
-Everything the noise selection (labelgen/selection.py) and the safety gate (labelgen/gate.py)
-decide rests on these figures; none of them looks at per-modality ground truth.
+Everything the noise selection (labelgen/trust/selection.py) and the safety gate
+(labelgen/trust/gate.py) decide rests on these figures; none looks at per-modality truth.
 
 Each modality's representations h_u are read out linearly (ridge regression, penalty chosen by
 leave-one-out inside the fit) to predict the multimodal label, alone (`own`), all modalities
@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 
-from labelgen.representations import CachedReps
+from labelgen.stages.representations import CachedReps
 from mugcore.data.schema import MODALITIES
 
 ALPHAS = np.logspace(-2, 4, 13)

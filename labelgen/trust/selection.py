@@ -6,7 +6,7 @@ sigma_u would be moved toward what modality u's representation shows. Its right 
 spread of y_M around the modality's own label s_u, which differs between datasets and
 modalities.
 
-Criterion. Held-out evidence (labelgen/evidence.py) gives residual_sd_u, the RMS of y_M minus
+Criterion. Held-out evidence (labelgen/trust/evidence.py) gives residual_sd_u, the RMS of y_M minus
 the modality's own out-of-sample prediction of it: the spread of y_M around what modality u
 shows (the spread around s_u when the features reveal s_u; larger when they reveal little,
 which the safety gate then answers). Every candidate sigma of the grid is trained (one
@@ -18,7 +18,7 @@ chosen. Why it should track uni-label
 quality: the uni-label applies MUCN to y_M as if y_M were a noisy version of s_u; the
 candidate that best removes noise of y_M's own size from held-out labels is the one whose
 correction of y_M is sized right. It is blind to a modality whose features reveal little
-or whose sentiment is y_M itself; the gate covers those (labelgen/gate.py).
+or whose sentiment is y_M itself; the gate covers those (labelgen/trust/gate.py).
 """
 
 from collections.abc import Sequence
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labelgen.evidence import ModalityEvidence
-from labelgen.stage2 import Member, Stage2Result
+from labelgen.stages.stage2 import Member, Stage2Result
+from labelgen.trust.evidence import ModalityEvidence
 from mugcore.data.schema import MODALITIES
 
 DRAWS = 8  # noise draws per validation clip

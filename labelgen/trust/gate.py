@@ -1,7 +1,7 @@
 """The safety gate: per modality, keep, shrink or drop MUG's correction on held-out evidence.
 
 The uni-label is y_u = y_M + lambda_u * (MUCN_u(h_u, y_M) - y_M) with lambda_u in [0, 1]
-decided from held-out evidence (labelgen/evidence.py), never from ground truth:
+decided from held-out evidence (labelgen/trust/evidence.py), never from ground truth:
 
 1. Signal. If the modality's features do not predict held-out y_M (r2 less than
    `min_signal_z` standard errors above zero), its representation says nothing MUCN could
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labelgen.evidence import ModalityEvidence
+from labelgen.trust.evidence import ModalityEvidence
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from labelgen.config import Stage1Config
-from labelgen.cpm import ContrastiveProjection
-from labelgen.representations import CachedReps, SplitReps
+from labelgen.stages.cpm import ContrastiveProjection
+from labelgen.stages.representations import CachedReps, SplitReps
 from mugcore.data.batches import make_loader
 from mugcore.data.schema import MODALITIES, SPLITS, MMSADataset
 from mugcore.errors import UserError

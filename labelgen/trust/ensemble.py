@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from labelgen.config import LabelgenConfig
-from labelgen.methods import MethodOutput
+from labelgen.outputs import MethodOutput
 from mugcore.data.schema import MODALITIES
 
 SEED_STEP = 7919  # a prime, so the runs' seeds stay clear of a user's neighbouring seeds
@@ -50,7 +50,7 @@ def average_outputs(outputs: list[MethodOutput], seeds: list[int], *, n_train: i
     provenance: dict[str, Any] = {**first, "ensemble": {
         "seeds": seeds,
         "reason": f"train split of {n_train} clips, under selection.ensemble_below={below}: "
-                  f"the mean of {len(seeds)} runs' uni-labels (labelgen/ensemble.py)",
+                  f"the mean of {len(seeds)} runs' uni-labels (labelgen/trust/ensemble.py)",
         "runs": [_run_summary(o.provenance, s) for o, s in zip(outputs, seeds, strict=True)]}}
     if isinstance(first.get("gate"), dict) and all(m in first["gate"] for m in MODALITIES):
         provenance["gate"] = {m: _mean_gate([o.provenance["gate"][m] for o in outputs])

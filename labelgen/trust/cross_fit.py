@@ -3,7 +3,7 @@
 A stage-1 model that memorised its train clips gives them representations that echo their
 own multimodal label: MUCN then sees no independent evidence on exactly the clips whose
 labels it corrects, and the held-out evidence (validation clips) no longer describes them.
-Cross-fitting (labelgen/stage1.py) avoids that at about K-1 times the cost. So stage 1 runs
+Cross-fitting (labelgen/stages/stage1.py) avoids that at about K-1 times the cost. So stage 1 runs
 once without it, and the memorisation gap of each unimodal predictor is measured: R^2 of
 P_u(h_u) against y_M on the train clips minus the same on the validation clips. If the
 largest gap exceeds `selection.memorisation_gap`, stage 1 runs again cross-fitted with
@@ -17,8 +17,8 @@ from collections.abc import Callable
 import numpy as np
 
 from labelgen.config import LabelgenConfig
-from labelgen.representations import CachedReps, SplitReps
-from labelgen.stage1 import run_stage1
+from labelgen.stages.representations import CachedReps, SplitReps
+from labelgen.stages.stage1 import run_stage1
 from mugcore.data.schema import MODALITIES, MMSADataset
 
 

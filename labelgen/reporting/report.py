@@ -19,7 +19,7 @@ Outputs (nothing is written until every input has been read and checked)
   multimodal ones z_u, one row per label set that carries representations (a run with and
   one without the contrastive loss side by side when both are given).
 - uncertainty.png and a coverage table, when the first label set carries per-clip intervals
-  (labelgen/report_uncertainty.py).
+  (labelgen/reporting/uncertainty_plots.py).
 """
 
 import csv
@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 from tqdm import tqdm
 
-from labelgen.representations import CachedReps
+from labelgen.stages.representations import CachedReps
 from mugcore.data.io import load_dataset
 from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS
 from mugcore.errors import UserError
@@ -389,7 +389,7 @@ def build_report(labels: Path, *, out_dir: Path, truth: Path | None = None,
         plot_tsne(with_reps, out_dir / TSNE_FILE)
         report.files.append(out_dir / TSNE_FILE)
     if primary.intervals is not None:
-        from labelgen.report_uncertainty import (
+        from labelgen.reporting.uncertainty_plots import (
             UNCERTAINTY_FILE,
             coverage_figures,
             format_coverage,

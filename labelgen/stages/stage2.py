@@ -12,7 +12,7 @@ Without the multimodal denoising task (ablation) every step is the plain inner s
 The MUCNs are trained as one group (`MUCN(in_dim=[...])`): every member sees the same batch,
 and losses, gradients, skip decisions and updates stay per member. A member is a modality and
 its label noise (`Member`); by default one per modality with the configured noise, and the
-noise selection of labelgen/selection.py asks for several noise levels per modality at once,
+noise selection of labelgen/trust/selection.py asks for several noise levels per modality at once,
 which costs little more than one, since a step of this tiny network is mostly overhead.
 """
 
@@ -26,8 +26,8 @@ from torch import nn
 from torch.func import functional_call
 
 from labelgen.config import Stage2Config
-from labelgen.mucn import MUCN
-from labelgen.representations import CachedReps
+from labelgen.stages.mucn import MUCN
+from labelgen.stages.representations import CachedReps
 from mugcore.data.schema import MODALITIES, SPLITS
 
 Params = dict[str, torch.Tensor]

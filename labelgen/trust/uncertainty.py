@@ -7,7 +7,7 @@ MAPIE's SplitConformalRegressor and ResidualNormalisedScore):
   c(h_u, y~) = y~ + lambda_u * (MUCN_u(h_u, y~) - y~) to the clean y_M. Its error against the
   unobserved s_u is modelled by the error of the same corrector on MUG's own unimodal
   denoising task, where the truth is known: inputs y~ = y_M + eps with
-  eps ~ N(0, (sigma_u H)^2), sigma_u the evidence-matched noise of labelgen/selection.py
+  eps ~ N(0, (sigma_u H)^2), sigma_u the evidence-matched noise of labelgen/trust/selection.py
   (residual_sd: the held-out spread of y_M around what the modality shows), target y_M.
 - Each clip's scale (`ClipScale`) is 0.5 + |label| / H + k_u * spread / H: labels far from
   neutral are the least sure, and so are those on which the modality's MUCNs trained at the
@@ -38,7 +38,7 @@ import numpy as np
 from scipy.stats import norm
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from labelgen.stage2 import TrainedMUCNs
+from labelgen.stages.stage2 import TrainedMUCNs
 from mugcore.data.schema import SPLITS
 
 DRAWS = 8  # noise draws per validation clip for the calibration

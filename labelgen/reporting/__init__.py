@@ -1,0 +1,1 @@
+"""`labelgen report`: a label file's figures and tables against truth and copy."""
