@@ -11,6 +11,7 @@ is written after every epoch; `best.pt` holds what `trainer eval` needs to rebui
 
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -183,6 +184,17 @@ class Stage3Recipe:
             pin_memory=self.config.pin_memory and self.env.device.type == "cuda")
         if resume and (self.dir / "last.pt").is_file():
             self._restore(self.dir / "last.pt")
+        if resume and self.env.is_main:  # say where training picks up: after the last save
+            print(f"trainer: --resume: seed {self.seed}: {self._resume_point()}",
+                  file=sys.stderr)
+
+    def _resume_point(self) -> str:
+        done, cfg = self.state.epoch, self.config
+        if not done:
+            return "no finished epoch saved, starting at epoch 1"
+        if done >= cfg.epochs or (cfg.patience and self.state.bad_epochs >= cfg.patience):
+            return f"finished after epoch {done}, kept as it is"
+        return f"continuing at epoch {done + 1} of {cfg.epochs} (epochs 1-{done} from last.pt)"
 
     def _param_groups(self) -> list[dict[str, Any]]:
         bert = self.net.encoders["text"].bert if self.net_config.text_encoder == "bert" else None

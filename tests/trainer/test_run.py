@@ -3,6 +3,10 @@
 import json
 import math
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -76,16 +80,42 @@ def test_eval_reproduces_the_run_test_metrics(baseline: Path, tiny_mosi_h5: Path
 
 
 def test_resume_continues_to_the_same_result(store_dir: Path, baseline: Path,
-                                             tmp_path: Path) -> None:
+                                             tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     assert run(store_dir, out, "--set", "epochs=2") == 0
     assert len(metrics(out)["histories"]["1"]) == 2
+    capsys.readouterr()
     assert run(store_dir, out, "--resume") == 0  # epochs=3 from TINY
+    # It says where training picks up.
+    assert ("--resume: seed 1: continuing at epoch 3 of 3 (epochs 1-2 from last.pt)"
+            in capsys.readouterr().err)
     resumed, fresh = metrics(out), metrics(baseline)
     assert [h["epoch"] for h in resumed["histories"]["1"]] == [1, 2, 3]
     for a, b in zip(resumed["histories"]["1"], fresh["histories"]["1"], strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
     assert resumed["test"]["mean"]["MAE"] == pytest.approx(fresh["test"]["mean"]["MAE"], abs=1e-6)
+
+
+def test_interrupt_says_how_to_resume(store_dir: Path, tmp_path: Path) -> None:
+    """Ctrl-C in a real `trainer run` process: exit 130 and a line naming --resume."""
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trainer.cli", "run", "--store", str(store_dir), "--dataset",
+         DATASET, *TINY, "--set", "epochs=100000", "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180  # torch starts slowly on a loaded machine
+        while not (out / "seed_1" / "last.pt").exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.poll()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        err = process.communicate(timeout=60)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "rerun with --resume to continue" in err, err
 
 
 def test_resume_refuses_other_settings(store_dir: Path, baseline: Path, capsys) -> None:

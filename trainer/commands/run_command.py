@@ -146,9 +146,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     distributed.set_threads(args.threads)
     env = distributed.init(args.device)
     try:
+        # The config as far as the flags give it: a refusal before any data is read.
+        _check_device_options(load_config(args.config, args.overrides), env)
         return _run(args, env)
+    except KeyboardInterrupt:
+        if env.is_main:  # what is kept and how to go on, instead of a bare "interrupted"
+            print(f"trainer: interrupted; each seed's last finished epoch is in "
+                  f"{args.out}/seed_N/last.pt: rerun with --resume to continue from it",
+                  file=sys.stderr)
+        return 130
     finally:
         distributed.shutdown(env)
+
+
+def _check_device_options(cfg: TrainerConfig, env: distributed.DistEnv) -> None:
+    # bf16 autocast of the LSTMs needs a oneDNN built with bf16 LSTM kernels on a CPU, which
+    # many CPUs lack (the step fails deep inside torch): refused here, whatever the CPU.
+    if cfg.bf16_autocast and env.device.type == "cpu":
+        raise UserError("bf16_autocast=true: not supported on the CPU (this run's device); "
+                        "drop it or run on a GPU (--device cuda)")
 
 
 def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
@@ -158,6 +174,7 @@ def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
                          cache_dir=args.cache_dir, files=args.files)
     ds = source.load_dataset()
     cfg = _config(args, ds)
+    _check_device_options(cfg, env)  # a dataset's own preset, before --out is touched
     # beta 0 trains no unimodal task; labels are then only read when named explicitly.
     wants_labels = cfg.beta > 0 or args.label_set != LATEST
     labels = source.load_labels(args.label_set, ds) if wants_labels else None
