@@ -3,6 +3,7 @@
 import argparse
 from pathlib import Path
 
+from mugcore.errors import UserError
 from mugcore.outputs import check_output_dir
 
 
@@ -28,14 +29,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--compare", type=Path, nargs="+", default=[], metavar="LABELS2",
                    help="further label sets of the same dataset to show beside LABELS (e.g. "
                         "another method, or mug without the contrastive loss for the t-SNE)")
+    p.add_argument("--force", action="store_true",
+                   help="write into an --out folder that holds files already (the report's "
+                        "own files are replaced, plots of an earlier report that this one "
+                        "does not draw are removed, other files stay)")
     p.set_defaults(func=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    check_output_dir(args.out, flag="--out")  # before the t-SNE, not after it
+    out: Path = args.out
+    check_output_dir(out, flag="--out")  # before the t-SNE, not after it
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held and not args.force:
+        shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+        raise UserError(f"--out {out}: holds files already ({shown}); pass --force to write "
+                        "the report there anyway, or name another --out")
     # t-SNE and plotting pull in scikit-learn and matplotlib: only load them when reporting.
-    from labelgen.reporting.report import build_report
+    from labelgen.reporting.report import REPORT_FILES, build_report
 
-    report = build_report(args.labels, out_dir=args.out, truth=args.truth, compare=args.compare)
+    report = build_report(args.labels, out_dir=out, truth=args.truth, compare=args.compare)
+    for name in set(REPORT_FILES) & set(held) - {p.name for p in report.files}:
+        (out / name).unlink(missing_ok=True)  # an earlier report's plot would mislead
     print(report.text)
     return 0

@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 from tqdm import tqdm
 
+from labelgen.reporting.uncertainty_plots import UNCERTAINTY_FILE
 from labelgen.stages.representations import CachedReps
 from mugcore.data.io import load_dataset
 from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS
@@ -49,6 +50,8 @@ SCATTER_FILE = "unilabel_vs_truth.png"
 HISTOGRAM_FILE = "unilabel_minus_multimodal.png"
 TSNE_FILE = "tsne_representations.png"
 QUALITY_FILE = "quality.json"
+# Every file a report may write.
+REPORT_FILES = (QUALITY_FILE, SCATTER_FILE, HISTOGRAM_FILE, TSNE_FILE, UNCERTAINTY_FILE)
 
 Quality = dict[str, dict[str, dict[str, float]]]  # split -> modality -> figures
 

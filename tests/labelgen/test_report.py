@@ -152,6 +152,33 @@ def test_cli_prints_the_table_and_errors_are_one_line(
     assert not out.exists()
 
 
+def test_an_existing_report_folder_needs_force(tmp_path: Path, tiny_sims: MMSADataset,
+                                               sims_file: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser("labelgen", "test", [report_command])
+    ids, splits, y, truth = clips(tiny_sims)
+    labels = tmp_path / "labels.csv"
+    write_csv(labels, ids, splits, y, truth, np.arange(len(ids)))
+    out = tmp_path / "report"
+    out.mkdir()  # an empty folder is fine: nothing to lose
+    assert run_cli(parser, ["report", str(labels), "--truth", str(sims_file),
+                            "--out", str(out)]) == 0
+    first = (out / QUALITY_FILE).read_bytes()
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    # Again without --force: refused in one line, the first report untouched.
+    assert run_cli(parser, ["report", str(labels), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds files already" in err[0] and "--force" in err[0]
+    assert (out / QUALITY_FILE).read_bytes() == first
+    # With --force and no truth: the report without quality replaces it, and the stale
+    # quality figures and scatter go, while the user's own file stays.
+    assert run_cli(parser, ["report", str(labels), "--out", str(out), "--force"]) == 0
+    assert not (out / QUALITY_FILE).exists() and not (out / SCATTER_FILE).exists()
+    assert (out / HISTOGRAM_FILE).read_bytes()[:8] == PNG_MAGIC
+    assert (out / "notes.txt").read_text() == "mine"
+
+
 def test_truth_from_another_dataset_is_refused(tmp_path: Path, tiny_sims: MMSADataset,
                                                sims_file: Path) -> None:
     ids, splits, y, _ = clips(tiny_sims)
