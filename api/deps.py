@@ -43,8 +43,13 @@ def _matches(given: str, *tokens: SecretStr | None) -> bool:
     return ok
 
 
-def _unauthorized() -> ApiError:
-    return ApiError(401, "missing or invalid bearer token", field="header.Authorization",
+def _unauthorized(token: str = "MUG_READ_TOKEN") -> ApiError:
+    # Say how to pass one: a first-time client rarely knows the header's form.
+    how = ("send the server's MUG_WRITE_TOKEN as the header 'Authorization: Bearer <token>'"
+           if token == "MUG_WRITE_TOKEN" else
+           "send the server's MUG_READ_TOKEN (or MUG_WRITE_TOKEN) as the header "
+           "'Authorization: Bearer <token>', or enter it in the explorer's form at /ui/")
+    return ApiError(401, f"missing or invalid bearer token: {how}", field="header.Authorization",
                     headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -73,7 +78,7 @@ async def require_write(settings: SettingsDep, credentials: Credentials) -> None
     if settings.write_token is None:
         return
     if credentials is None or not _matches(credentials.credentials, settings.write_token):
-        raise _unauthorized()
+        raise _unauthorized("MUG_WRITE_TOKEN")
 
 
 ReadAccess = Depends(require_read)

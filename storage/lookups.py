@@ -34,6 +34,7 @@ class LookupsMixin:
     if TYPE_CHECKING:
         def get_label_set(self, label_set: int | str = "latest", *,
                           dataset: str | int | None = None) -> LabelSetInfo: ...
+        def get_dataset(self, dataset: str | int) -> Any: ...
 
     def _cached_arrays(self, label_set_id: int) -> LabelArrays | None:
         with self._cache_lock:
@@ -116,20 +117,25 @@ class LookupsMixin:
         return info.id, info.file
 
     def lookup(self, clip_id: str, *, dataset: str | int | None = None,
-               label_set: int | str = "latest") -> ClipLabels:
-        """One clip's labels. Without `dataset` the clip id must be unique in the store."""
+               label_set: int | str = "latest", dataset_option: str = "--dataset",
+               ) -> ClipLabels:
+        """One clip's labels. Without `dataset` the clip id must be unique in the store.
+        `dataset_option` is how the caller's interface names a dataset (a CLI flag, an API
+        query parameter), quoted when the clip id is ambiguous."""
         if dataset is None:
             rows = self._query(_LOOKUP_SQL, (clip_id,))
         else:
             rows = self._query(_LOOKUP_SQL + _IN_DATASET_SQL,
                                (clip_id, str(dataset), _as_id(dataset)))
         if not rows:
+            if dataset is not None:
+                self._check_dataset(dataset)  # an unknown dataset, not an unknown clip
             where = "" if dataset is None else f" in dataset {dataset!r}"
             raise NotFound(f"unknown clip id {shorten(clip_id)}{where}")
         if len(rows) > 1:
             names = ", ".join(sorted(r[7] for r in rows))
             raise UserError(f"clip id {clip_id!r} is in several datasets ({names}); "
-                            "name one (--dataset)")
+                            f"name one ({dataset_option})")
         split, row, i, t_text, t_audio, t_vision, dataset_id, name, latest = rows[0]
         if label_set == "latest":
             if latest is None:
@@ -156,6 +162,13 @@ class LookupsMixin:
                           audio=plain_float(arrays["audio"][i]),
                           vision=plain_float(arrays["vision"][i]), label_set=ls_id, truth=truth,
                           uncertainty=clip_uncertainty(arrays, i))
+
+    def _check_dataset(self, dataset: str | int) -> None:
+        try:
+            self.get_dataset(dataset)
+        except NotFound:
+            raise NotFound(f"unknown dataset {shorten(dataset)}: no dataset of that name or id "
+                           "in the store") from None
 
 
 _LOOKUP_SQL = """

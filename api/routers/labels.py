@@ -34,7 +34,8 @@ async def get_clip_labels(
     # A dataset named by digits is looked up by id, as everywhere else in the API.
     number = plain_int(dataset) if dataset is not None else None
     which: str | int | None = dataset if number is None else number
-    labels = store.lookup(clip_id, dataset=which, label_set=label_set)
+    labels = store.lookup(clip_id, dataset=which, label_set=label_set,
+                          dataset_option="query parameter ?dataset=NAME")
     return {"clip_id": labels.clip_id, "dataset": labels.dataset, "split": labels.split,
             "multimodal": labels.multimodal, "text": labels.text, "audio": labels.audio,
             "vision": labels.vision, "label_set_id": labels.label_set,

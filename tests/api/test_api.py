@@ -152,8 +152,12 @@ def test_auth(server: Server, generated: dict) -> None:
             for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
                 r = c.get(path, headers=headers)
                 assert r.status_code == 401, (path, headers, r.text)
-                assert r.json() == {"detail": "missing or invalid bearer token",
-                                    "field": "header.Authorization"}
+                body = r.json()
+                assert body["field"] == "header.Authorization"
+                # The message says how to pass a token, in each interface a reader uses.
+                assert body["detail"].startswith("missing or invalid bearer token: ")
+                for how in ("MUG_READ_TOKEN", "Authorization: Bearer", "/ui/"):
+                    assert how in body["detail"], body
         assert c.get(f"/v1/datasets/{dataset_id}", headers=READ).status_code == 200
         assert c.get(f"/v1/datasets/{dataset_id}", headers=WRITE).status_code == 200
         # The read token does not write.
@@ -162,6 +166,7 @@ def test_auth(server: Server, generated: dict) -> None:
                              ("POST", "/v1/jobs/1/cancel"), ("POST", "/v1/datasets")):
             r = c.request(method, path, headers=READ, json={"method": "copy"})
             assert r.status_code == 401, (method, path, r.text)
+            assert "MUG_WRITE_TOKEN" in r.json()["detail"], r.text
         assert c.get("/healthz").status_code == 200
 
 
