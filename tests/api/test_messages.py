@@ -6,7 +6,6 @@ and its HDF5 copy: every clip id is then in two datasets.
 """
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
