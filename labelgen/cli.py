@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from labelgen.commands import (
     data_commands,
+    label_commands,
     report_command,
     run_command,
     store_commands,
@@ -14,7 +15,8 @@ from labelgen.commands import (
 from mugcore.cli import build_parser, run_cli
 
 COMMANDS = [
-    data_commands, synth_command, run_command, report_command, store_commands, worker_command,
+    data_commands, synth_command, run_command, report_command, store_commands, label_commands,
+    worker_command,
 ]
 
 

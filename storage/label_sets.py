@@ -191,6 +191,19 @@ def store_versions() -> dict[str, str]:
     return versions
 
 
+def clip_positions(ids: np.ndarray, index: ClipIndex, info: DatasetInfo) -> np.ndarray:
+    """Each id's position in the dataset; UserError for an unknown or repeated id."""
+    order = np.fromiter((index.position_of.get(c, -1) for c in ids.tolist()), dtype=np.int64,
+                        count=len(ids))
+    if (order < 0).any():
+        bad = ids[order < 0][:5].tolist()
+        raise UserError(f"labels/clip_id: {int((order < 0).sum())} id(s) not in dataset "
+                        f"{info.name!r}, e.g. {bad}")
+    if len(np.unique(order)) != len(order):
+        raise UserError("labels/clip_id: some clip ids appear more than once")
+    return order
+
+
 def align_labels(labels: Mapping[str, Any], index: ClipIndex, info: DatasetInfo) -> LabelArrays:
     """Check `labels` against the dataset's clips and put them in position order."""
     missing = [k for k in files.LABEL_KEYS if k not in labels]
@@ -204,14 +217,7 @@ def align_labels(labels: Mapping[str, Any], index: ClipIndex, info: DatasetInfo)
                             f"{len(ids)}")
     if len(ids) != n:
         raise UserError(f"labels: {len(ids)} clips, dataset {info.name!r} has {n}")
-    order = np.fromiter((index.position_of.get(c, -1) for c in ids.tolist()), dtype=np.int64,
-                        count=len(ids))
-    if (order < 0).any():
-        bad = ids[order < 0][:5].tolist()
-        raise UserError(f"labels/clip_id: {int((order < 0).sum())} id(s) not in dataset "
-                        f"{info.name!r}, e.g. {bad}")
-    if len(np.unique(order)) != n:
-        raise UserError("labels/clip_id: some clip ids appear more than once")
+    order = clip_positions(ids, index, info)
     out: LabelArrays = {"clip_id": index.clip_id, "split": index.split}
     splits = np.empty(n, dtype=index.split.dtype)
     splits[order] = np.array([as_text(s) for s in labels["split"]], dtype=str)

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
+from labelgen.interop.mmsa_export import provenance_path, write_export
 from mugcore.data.hashing import dataset_hash
 from mugcore.data.io import dataset_kind, load_dataset, save_dataset
 from mugcore.data.schema import LENGTH_KEYS, MMSADataset
 from mugcore.data.validate import FEATURE_KEYS, check_dataset
 from mugcore.errors import UserError
 from mugcore.outputs import check_new_file
+from storage.cli import add_store_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,13 +43,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_validate)
 
     p = subparsers.add_parser(
-        "export", help="convert a project HDF5 dataset back to an MMSA feature pickle",
-        description="Validate an HDF5 dataset and write it as an MMSA feature pickle "
-                    "(protocol 4) holding the same arrays, bit for bit.")
-    p.add_argument("file", type=Path, metavar="FILE.h5", help="HDF5 dataset to read")
+        "export", help="write an MMSA feature pickle, optionally carrying a label set's "
+                       "uni-labels",
+        description="Validate an HDF5 dataset (FILE.h5, or --store/--dataset) and write it as an "
+                    "MMSA feature pickle (protocol 4) holding the same arrays, bit for bit. With "
+                    "--label-set or --labels, the uni-labels go into regression_labels_T/_A/_V "
+                    "(and classification_labels_T/_A/_V: 0 negative, 1 neutral, 2 positive), "
+                    "which MMSA's multi-task models read; everything else stays as imported, "
+                    "and OUT.provenance.json records where the labels came from.")
+    p.add_argument("file", type=Path, nargs="?", metavar="FILE.h5",
+                   help="HDF5 dataset to read (default with --store: the dataset's own copy)")
     p.add_argument("--out", type=Path, required=True, metavar="FILE.pkl",
                    help="pickle file to write (.pkl or .pickle)")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    add_store_arguments(p)
+    p.add_argument("--dataset", metavar="NAME|ID", help="dataset in --store")
+    p.add_argument("--label-set", metavar="ID|latest",
+                   help="label set of --dataset whose uni-labels to write (with --store)")
+    p.add_argument("--labels", type=Path, metavar="FILE",
+                   help="uni-labels from a file instead: a label-set HDF5 file (labelgen run "
+                        "--out, the API's ?format=hdf5) or a CSV clip_id,text,audio,vision")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite --out (and its .provenance.json) if they exist")
     p.set_defaults(func=cmd_export)
 
 
@@ -78,13 +94,39 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    if dataset_kind(args.file) != "hdf5":
+    if args.file is not None and dataset_kind(args.file) != "hdf5":
         raise UserError(f"{args.file}: export reads an HDF5 dataset (.h5 or .hdf5)")
+    with_labels = args.label_set is not None or args.labels is not None
+    if args.label_set is not None and args.labels is not None:
+        raise UserError("--label-set and --labels: give one source of uni-labels, not both")
+    if (args.label_set is not None or args.file is None) and not (args.store and args.dataset):
+        raise UserError("--store and --dataset are needed to read a dataset or label set "
+                        "from a store (or give FILE.h5)")
     _check_out(args.out, "pickle", args.force)
-    ds = load_dataset(args.file)
+    if with_labels:
+        check_new_file(provenance_path(args.out), flag="--out", force=args.force)
+    if args.store and args.dataset:
+        from labelgen.commands.label_commands import store_export_inputs
+
+        ds, labels, source = store_export_inputs(args)
+    else:
+        ds, labels, source = load_dataset(args.file), None, {}
+    if args.labels is not None:
+        from labelgen.commands.label_commands import read_label_file_for
+
+        labels, source = read_label_file_for(args.labels)
     digest = dataset_hash(ds)
-    save_dataset(ds, args.out)
-    print(f"exported {args.file} -> {args.out}")
+    if labels is None:
+        save_dataset(ds, args.out)
+        print(f"exported {args.file or args.dataset} -> {args.out}")
+    else:
+        provenance = write_export(ds, labels, args.out, source=source)
+        print(f"exported {args.file or args.dataset} with uni-labels from "
+              f"{source.get('label_set_id', source.get('file'))} -> {args.out}")
+        print(f"  provenance: {provenance_path(args.out)} (pickle sha256 "
+              f"{provenance['file_sha256'][:12]})")
+        if provenance["replaced_keys"]:
+            print(f"  replaced the dataset's own {', '.join(provenance['replaced_keys'])}")
     print(_summary(ds, digest))
     return 0
 
