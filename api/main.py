@@ -8,6 +8,8 @@ also reads its MUG_* environment variable; the bearer tokens come only from ther
 (MUG_WRITE_TOKEN, MUG_READ_TOKEN), so that they never show in a process list.
 """
 
+from __future__ import annotations
+
 import argparse
 import logging
 import multiprocessing as mp
@@ -16,15 +18,12 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
-from api.app import create_app
-from api.settings import Settings, load_settings
-from labelgen.service.worker import run_worker
-from mugcore.errors import UserError
-from storage import LabelStore
+# FastAPI, uvicorn, pydantic, SQLAlchemy and the worker load in main(), after the flags are
+# parsed: `mug-api --help` needs none of them (about 1 s of imports on a busy machine).
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 log = logging.getLogger("api")
 
@@ -67,6 +66,8 @@ class WorkerPool:
         self._monitor: threading.Thread | None = None
 
     def _spawn(self) -> Any:
+        from labelgen.service.worker import run_worker
+
         s = self.settings
         process = mp.get_context("spawn").Process(
             target=run_worker, name="mug-worker",
@@ -107,6 +108,13 @@ class WorkerPool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import load_settings
+    from mugcore.errors import UserError
+    from storage import LabelStore
+
     try:
         settings = load_settings(vars(args))
         settings.check_can_serve()

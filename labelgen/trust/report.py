@@ -1,58 +1,89 @@
 """Plain-text lines that tell a user what `mug` decided and how far to trust it.
 
-Used by `labelgen run` and the demo; the same facts are in the label set's provenance
-(`selection`, `gate`, `uncertainty`), which the API returns with the label set.
+Used by `labelgen run` and the demo: one short line per modality, in plain words, read at a
+terminal. The evidence behind each decision (effect sizes, z-scores, every noise candidate) is
+in the label set's provenance (`gate`, `selection`, `uncertainty`, `ensemble`), which the API
+returns and the explorer shows folded away. Provenance is read defensively (`.get`): its
+evidence fields change between versions, and a line is better than a KeyError.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from mugcore.data.schema import MODALITIES
 
-COPY_MEANS = ("copy = the multimodal label used as every uni-label (the naive baseline); "
-              "MAE against the ground truth, lower is better")
+COPY_MEANS = "copy = the multimodal label used as every uni-label (the naive baseline)"
 
 
-def decision_lines(provenance: dict[str, Any]) -> list[str]:
-    """Per modality: the gate's decision and reason, the chosen noise, the interval width."""
-    gate, selection = provenance.get("gate") or {}, provenance.get("selection") or {}
+def _why(decision: str, reason: str) -> str:
+    """Why the gate decided so, in plain words, from its decision and its reason's wording."""
+    text = reason.lower()
+    if "mean of" in text and "runs" in text and "(" in text:
+        runs = text[text.index("(") + 1:text.find(")")].split(", ")
+        if len(set(runs)) > 1:
+            return f"the {len(runs)} runs disagreed ({', '.join(runs)})"
+    if decision == "copy":
+        if "predict" in text or "signal" in text:
+            return "its features barely predict y_M"
+        return "it shows nothing the other two miss"
+    if decision == "shrink":
+        return "it shows a little the other two miss"
+    if decision == "correct":
+        return "it shows sentiment the other two miss"
+    return text.split(":")[0][:50]  # a decision this module does not know: its own words
+
+
+def _decided(decision: str, shrink: Any) -> str:
+    if decision == "correct":
+        return "corrected"
+    if decision == "copy":
+        return "kept at y_M (copy)"
+    if isinstance(shrink, int | float):
+        return f"corrected {100 * shrink:.0f}%"
+    return decision
+
+
+def decision_lines(provenance: Mapping[str, Any]) -> list[str]:
+    """A header, then per modality: what the gate decided, why, and the interval's half-width;
+    a line on seed averaging or cross-fitting when they ran."""
+    gate = provenance.get("gate") or {}
     uncertainty = provenance.get("uncertainty") or {}
-    if not gate and not selection:
+    decided = [m for m in MODALITIES if isinstance(gate.get(m), Mapping)]
+    if not decided:
         return []
-    lines = ["decisions (held-out evidence and multimodal labels only, no ground truth):"]
-    cross_fit = selection.get("cross_fit") or {}
-    if cross_fit.get("chosen"):
-        gaps = ", ".join(f"{m} {g:+.2f}" for m, g in cross_fit["memorisation_gap"].items())
-        state = f"on, {cross_fit['folds']} folds" if cross_fit["folds"] else "off"
-        lines.append(f"  cross-fitting {state} (memorisation gap in R^2: {gaps}; threshold "
-                     f"{cross_fit['threshold']:g})")
+    lines = ["decisions (from held-out clips and y_M, the multimodal label; no ground truth):"]
+    level = uncertainty.get("level")
+    for m in decided:
+        g = gate[m]
+        decision = str(g.get("decision", "?"))
+        line = f"  {m:>6}: {_decided(decision, g.get('shrink'))}: " \
+               f"{_why(decision, str(g.get('reason', '')))}"
+        width = (uncertainty.get(m) or {}).get("mean_width")
+        if isinstance(width, int | float) and isinstance(level, int | float):
+            line += f"; {100 * level:.0f}% interval ±{width / 2:.2f}"
+        lines.append(line)
     ensemble = provenance.get("ensemble") or {}
-    if ensemble:
-        lines.append(f"  {ensemble['reason']}; seeds {', '.join(map(str, ensemble['seeds']))}; "
-                     "gate and noise below: the runs' mean and the first run's")
-    for m in MODALITIES:
-        parts = [f"  {m:>6}:"]
-        if m in gate:
-            g = gate[m]
-            parts.append(f"{g['decision']} (keeps {100 * g['shrink']:.0f}% of the correction: "
-                         f"{g['reason']})")
-        if "noise" in selection.get(m, {}):
-            s = selection[m]
-            target = f", evidence-matched {s['target_noise']:.2f}" if "target_noise" in s else ""
-            parts.append(f"noise {s['noise']:g} H{target}")
-        if m in uncertainty:
-            parts.append(f"{100 * uncertainty['level']:.0f}% interval width "
-                         f"{uncertainty[m]['mean_width']:.2f} on average")
-        lines.append(" ".join(parts[:2]) + ("; " + "; ".join(parts[2:]) if parts[2:] else ""))
+    if ensemble.get("seeds"):
+        lines.append(f"  (labels: the mean of {len(ensemble['seeds'])} runs with different "
+                     "seeds, as the train split is small)")
+    cross_fit = (provenance.get("selection") or {}).get("cross_fit") or {}
+    if cross_fit.get("chosen") and cross_fit.get("folds"):
+        lines.append(f"  (stage 1 cross-fitted in {cross_fit['folds']} folds: a plain run "
+                     "memorised the train split)")
     return lines
 
 
-def quality_lines(quality: dict[str, dict[str, float]], split: str = "train") -> list[str]:
+def quality_lines(quality: Mapping[str, Mapping[str, float]], split: str = "train") -> list[str]:
     """Uni-label MAE and r against the ground truth beside copy's, with a verdict."""
-    lines = [f"uni-label quality on the {split} split ({COPY_MEANS}):"]
+    lines = [f"uni-labels against the ground truth, {split} split (MAE: lower is better; "
+             "r: higher)", f"  {COPY_MEANS}:"]
     for m, q in quality.items():
-        change = 100 * (q["mae"] / q["copy_mae"] - 1) if q["copy_mae"] else 0.0
-        verdict = "better than copy" if change < -0.5 else (
-            "worse than copy" if change > 0.5 else "level with copy")
-        lines.append(f"  {m:>6}: MAE {q['mae']:.3f} vs copy {q['copy_mae']:.3f} "
-                     f"({change:+.1f}%, {verdict}); r {q['corr']:.3f} vs {q['copy_corr']:.3f}")
+        mae, copy_mae = q.get("mae"), q.get("copy_mae")
+        if not isinstance(mae, int | float) or not isinstance(copy_mae, int | float):
+            continue
+        change = 100 * (mae / copy_mae - 1) if copy_mae else 0.0
+        verdict = "better" if change < -0.5 else ("worse" if change > 0.5 else "level")
+        lines.append(f"  {m:>6}: MAE {mae:.3f} vs copy {copy_mae:.3f} ({change:+.1f}%, "
+                     f"{verdict}); r {q.get('corr', float('nan')):.2f} vs "
+                     f"{q.get('copy_corr', float('nan')):.2f}")
     return lines

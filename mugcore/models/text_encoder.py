@@ -39,7 +39,12 @@ def load_bert(checkpoint: str | Path) -> nn.Module:
     # that consults it (it takes effect where huggingface_hub is not imported yet).
     os.environ["HF_HUB_OFFLINE"] = "1"
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
+    # No "Loading weights" bar (a local file loads in milliseconds): it would only clutter the
+    # demo's output, job logs and the server log. Errors still show.
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     try:
         return AutoModel.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
