@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mugcore.data.io import load_dataset, save_dataset
 from mugcore.data.schema import MMSADataset
 from mugcore.data.synth import World, make_synthetic
@@ -30,6 +32,10 @@ class WorldSpec:
     sizes: tuple[int, int, int]  # train, valid, test clips
     knobs: dict[str, Any] = field(default_factory=dict)  # mugcore.data.synth.World options
     speech: bool = False  # audio from real speech (bench/speech_world.py)
+    # `text` features: "synthetic" (the generator's token vectors) or "minilm" (each token's
+    # last hidden state of all-MiniLM-L6-v2 over the transcript, 384-d, as real files carry
+    # a pretrained encoder's states: the sentiment is then only what the encoder reads)
+    text_features: str = "synthetic"
     about: str = ""
 
     def world(self) -> World:
@@ -74,6 +80,43 @@ WORLDS: dict[str, WorldSpec] = {
                               "sentiment"),
 }
 
+# The failing family (issue 16): one modality's own sentiment is more extreme than y_M (it
+# dominates the mix and speaks loudly) while the others are muted or often flat, so the right
+# correction moves that modality's label away from zero. Text, audio and vision take the role,
+# at MOSI and small scale; two worlds encode real sentences with a pretrained encoder.
+EXTREME = {"text": (1.4, 0.7, 0.7), "audio": (0.7, 1.4, 0.7), "vision": (0.7, 0.7, 1.4)}
+DOMINANT = {"text": (0.5, 0.25, 0.25), "audio": (0.25, 0.5, 0.25), "vision": (0.25, 0.25, 0.5)}
+
+
+def _extreme(modality: str, **knobs: Any) -> dict[str, Any]:
+    others = tuple(m for m in ("text", "audio", "vision") if m != modality)
+    return {"extremity": EXTREME[modality], "weights": DOMINANT[modality],
+            "flat_modalities": others, "flat_fraction": 0.3, **knobs}
+
+
+FAILING_FAMILY: dict[str, WorldSpec] = {
+    "text-extreme": WorldSpec("mosi", (1284, 229, 686), _extreme("text"),
+                              about="text more extreme than y_M, audio and vision muted"),
+    "text-extreme-minilm": WorldSpec("mosi", (720, 180, 300), _extreme("text"),
+                                     text_features="minilm",
+                                     about="as text-extreme at 720 clips, text features from "
+                                           "MiniLM over the transcripts"),
+    "text-extreme-sims-small": WorldSpec("sims", (240, 80, 80),
+                                         _extreme("text", seq_lens=(400, 55)),
+                                         text_features="minilm",
+                                         about="SIMS-shaped, 240 clips, 0.2 grid in [-1, 1], "
+                                               "MiniLM text, text more extreme than y_M"),
+    "audio-extreme": WorldSpec("mosi", (1284, 229, 686), _extreme("audio"),
+                               about="audio more extreme than y_M, text and vision muted"),
+    "audio-extreme-small": WorldSpec("mosi", (240, 80, 80), _extreme("audio"),
+                                     about="audio-extreme at 240 clips"),
+    "vision-extreme": WorldSpec("mosei", (2000, 400, 400), _extreme("vision"),
+                                about="MOSEI shape, vision more extreme than y_M"),
+    "vision-extreme-small": WorldSpec("sims", (240, 80, 80), _extreme("vision"),
+                                      about="SIMS-shaped, 240 clips, vision more extreme"),
+}
+WORLDS.update(FAILING_FAMILY)
+
 
 def load_world(name: str, seed: int, cache: Path) -> MMSADataset:
     """World `name` generated with `seed` (from the cache when it is there)."""
@@ -87,7 +130,29 @@ def load_world(name: str, seed: int, cache: Path) -> MMSADataset:
         from speech_world import speechify_audio  # bench-only: espeak-ng and opensmile
 
         ds = speechify_audio(ds, cache_dir=cache / "speech", seed=seed)
+    if spec.text_features == "minilm":
+        _encode_text_with_minilm(ds)
     ds.attrs["world_name"] = name
     cache.mkdir(parents=True, exist_ok=True)
     save_dataset(ds, path)
     return ds
+
+
+def _encode_text_with_minilm(ds: MMSADataset, batch: int = 64) -> None:
+    """Replace `text` by all-MiniLM-L6-v2's per-token states of each transcript (padding 0)."""
+    import torch
+
+    from mugcore.models.text_encoder import default_checkpoint, load_bert
+
+    model = load_bert(default_checkpoint()).eval()
+    for split in ds.splits.values():
+        tokens = np.asarray(split["text_bert"])  # (N, 3, L) as floats, like MMSA
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(tokens), batch):
+                ids = torch.as_tensor(tokens[i:i + batch, 0], dtype=torch.long)
+                mask = torch.as_tensor(tokens[i:i + batch, 1], dtype=torch.long)
+                states = model(input_ids=ids, attention_mask=mask).last_hidden_state
+                out.append((states * mask[..., None]).numpy().astype(np.float32))
+        split["text"] = np.concatenate(out)
+    ds.attrs["text_features"] = "all-MiniLM-L6-v2 token states (384-d) of the transcripts"

@@ -10,10 +10,12 @@ Generative story (H is the label bound: 3 for mosi/mosei, 1 for sims; r = s / H)
 1. Clips come in videos, one speaker per video, 4-15 clips each; splits hold disjoint
    speakers, as MMSA's do. A speaker has a mean sentiment mu ~ N(0, 0.35); each clip draws a
    shared sentiment g = mu + N(0, 0.45). Each modality deviates from it:
-   r_u = clip(g + N(0, sd_u), -1, 1), with sd = 0.2 for text and 0.4 for audio and vision.
-2. A fixed fraction of speakers (`flat_fraction`, drawn independently for the two) has a flat
-   voice (r_a shrunk to FLAT_SCALE * r_a, near 0) or a neutral face (r_v likewise), whatever
-   they say. The ground truth s_u = H * r_u is stored under the SIMS keys
+   r_u = clip(e_u g + N(0, sd_u), -1, 1), with sd = 0.2 for text and 0.4 for audio and vision
+   and extremity e_u = 1 (above 1: a modality more extreme than the others).
+2. A fixed fraction of speakers (`flat_fraction`, drawn independently per modality of
+   `flat_modalities`, audio and vision by default) has a flat voice (r_a shrunk to
+   FLAT_SCALE * r_a, near 0) or a neutral face (r_v likewise), whatever they say. The
+   ground truth s_u = H * r_u is stored under the SIMS keys
    regression_labels_T/_A/_V.
 3. The multimodal label mixes the three with per-clip weights
    w ~ Dirichlet(20 * (0.5, 0.25, 0.25)) (text, audio, vision), adds annotator noise
@@ -75,7 +77,14 @@ PRESETS = {
     "mosi": Preset(3.0, 50, 5, 20, 50, (1284, 229, 686)),
     "mosei": Preset(3.0, 50, 74, 35, 50, (16326, 1871, 4659)),
     "sims": Preset(1.0, 39, 33, 709, 55, (1368, 456, 457)),
+    # CMU-MOSEI at the real unaligned shapes (audio 500 x 74, vision 500 x 35): an 8.5 GB
+    # dataset at full size, for bench/bench_scale.py; files of it say preset 'mosei'
+    "mosei-unaligned": Preset(3.0, 50, 74, 35, 500, (16326, 1871, 4659)),
 }
+# The preset family whose fixed draws (mixing matrices) and `preset` attribute a preset uses;
+# the index keeps the draws of the first three presets what they were before others came.
+FAMILY = {"mosei": "mosei", "mosi": "mosi", "sims": "sims", "mosei-unaligned": "mosei"}
+_FAMILY_INDEX = {"mosei": 0, "mosi": 1, "sims": 2}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,10 +96,15 @@ class World:
     weight_concentration: float = 20.0
     # sd of each modality's departure from the shared sentiment (r units)
     deviation_sd: tuple[float, float, float] = (0.2, 0.4, 0.4)
+    # how strongly each modality expresses the shared sentiment: above 1 the modality is more
+    # extreme than the others (and, when it dominates the mix, than y_M), below 1 more muted
+    extremity: tuple[float, float, float] = (1.0, 1.0, 1.0)
     # how strongly each modality's features carry its own sentiment (1: as told; 0: not at all)
     signal: tuple[float, float, float] = (1.0, 1.0, 1.0)
     echo: str | None = None  # a modality whose sentiment is the y_M mix of the other two
     flat_fraction: float = 0.25
+    # the modalities some speakers keep flat (a monotone voice, a neutral face, bland words)
+    flat_modalities: tuple[str, ...] = ("audio", "vision")
     annotator_sd: float = 0.1  # in units of H
     label_step: float = 0.2  # y_M is rounded to this grid (0: not rounded)
     track_noise_sd: float = 0.5
@@ -99,7 +113,7 @@ class World:
     seq_lens: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("weights", "deviation_sd", "signal"):
+        for name in ("weights", "deviation_sd", "signal", "extremity"):
             value = getattr(self, name)
             if len(value) != 3 or min(value) < 0:
                 raise UserError(f"world.{name}: three non-negative numbers, got {value!r}")
@@ -109,6 +123,9 @@ class World:
                                           or min(self.seq_lens) < MIN_SEQ_LEN):
             raise UserError(f"world.seq_lens: two lengths >= {MIN_SEQ_LEN}, "
                             f"got {self.seq_lens!r}")
+        if not set(self.flat_modalities) <= set(MODALITY_ORDER):
+            raise UserError(f"world.flat_modalities: a subset of {MODALITY_ORDER}, "
+                            f"got {self.flat_modalities!r}")
         if self.echo is not None and self.echo not in MODALITY_ORDER:
             raise UserError(f"world.echo: one of {MODALITY_ORDER} or null, got {self.echo!r}")
         for name in ("weight_concentration", "flat_fraction", "annotator_sd", "label_step",
@@ -156,11 +173,11 @@ def make_synthetic(preset: str, *, n_train: int, n_valid: int, n_test: int, seed
     seq_len = dict(zip(("audio", "vision"), world.seq_lens or (p.seq_len, p.seq_len),
                        strict=True))
     rng = np.random.default_rng(seed)
-    fixed = np.random.default_rng([FIXED_SEED, sorted(PRESETS).index(preset)])
+    fixed = np.random.default_rng([FIXED_SEED, _FAMILY_INDEX[FAMILY[preset]]])
     mix = {"audio": _mixing_matrix(p.audio_dim, fixed),
            "vision": _mixing_matrix(p.vision_dim, fixed)}
 
-    clips = _clip_structure(preset, sizes, rng)
+    clips = _clip_structure(FAMILY[preset], sizes, rng)
     r = _latent_sentiments(clips["video"], world, rng)
     y = _multimodal_labels(r, p.label_bound, world, rng)
     raw_text = compose_transcripts(r["text"], rng)
@@ -198,7 +215,7 @@ def make_synthetic(preset: str, *, n_train: int, n_valid: int, n_test: int, seed
             splits[split] = out
 
     attrs = {"synthetic": True, "description": DESCRIPTION.format(preset=preset, seed=seed),
-             "preset": preset, "seed": int(seed), "label_bound": p.label_bound,
+             "preset": FAMILY[preset], "seed": int(seed), "label_bound": p.label_bound,
              "world": json.dumps(world.changes(), sort_keys=True)}
     return MMSADataset(splits=splits, attrs=attrs)
 
@@ -229,12 +246,13 @@ def _latent_sentiments(video: np.ndarray, world: World,
     """r_u in [-1, 1] per clip and modality (step 1-2 of the module doc)."""
     n_videos = int(video.max()) + 1
     mu = rng.normal(0.0, 0.35, n_videos)
-    flat = {"audio": rng.random(n_videos) < world.flat_fraction,
-            "vision": rng.random(n_videos) < world.flat_fraction}
+    # drawn in this order so that the default world stays bit for bit what it was
+    flat = {m: rng.random(n_videos) < world.flat_fraction
+            for m in ("audio", "vision", "text") if m in world.flat_modalities}
     shared = mu[video] + rng.normal(0.0, 0.45, len(video))
     r = {}
-    for m, sd in zip(MODALITY_ORDER, world.deviation_sd, strict=True):
-        r[m] = np.clip(shared + rng.normal(0.0, sd, len(video)), -1.0, 1.0)
+    for m, sd, ex in zip(MODALITY_ORDER, world.deviation_sd, world.extremity, strict=True):
+        r[m] = np.clip(ex * shared + rng.normal(0.0, sd, len(video)), -1.0, 1.0)
         if m in flat:
             r[m] = np.where(flat[m][video], FLAT_SCALE * r[m], r[m])
     if world.echo is not None:
