@@ -61,7 +61,8 @@ from labelgen.trust.ensemble import average_outputs, run_seeds
 from labelgen.trust.selection import candidate_members
 from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS, MMSADataset
 
-BASE_VARIANTS = {"mug": [], "mug-nogate": ["gate.enabled=false"],
+BASE_VARIANTS = {"mug": [], "mug-mucn": ["correction.mode=mucn"],
+                 "mug-nogate": ["gate.enabled=false"],
                  "mug-fixed": ["selection.enabled=false", "gate.enabled=false"]}
 
 
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(json.dumps({"world": name, "seed": seed, "s": round(row["seconds"]),
                               **{v: {m: round(g, 1) for m, g in row["gain"][v].items()}
-                                 for v in ("mug", "mug-nogate")}}), flush=True)
+                                 for v in ("mug", "mug-mucn")}}), flush=True)
     text = report(rows, [*variants, "stage1-predictor"])
     print(text)
     if args.out:

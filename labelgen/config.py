@@ -196,6 +196,23 @@ class GateConfig:
 
 
 @_options
+class CorrectionConfig:
+    """Which way `mug`'s corrections may point (labelgen/trust/consistency.py).
+
+    mode `consistent` (default): MUCN's labels moved onto the constraint that the modalities'
+    labels, mixed by weights estimated from the data, reproduce y_M, so a dominant modality's
+    label can move away from zero; `mucn`: the paper's MUCN labels as they come (gated), which
+    only ever shrink toward what the modality predicts of y_M. direction_check: apply the
+    consistent correction only as far as the validation clips confirm its direction."""
+
+    mode: Literal["consistent", "mucn"] = "consistent"
+    direction_check: bool = True
+
+    def check(self) -> None:
+        pass
+
+
+@_options
 class UncertaintyConfig:
     """Per-clip uncertainty of `mug`'s uni-labels (labelgen/trust/uncertainty.py)."""
 
@@ -225,12 +242,14 @@ class LabelgenConfig:
     stage2: Stage2Config = dataclasses.field(default_factory=Stage2Config)
     selection: SelectionConfig = dataclasses.field(default_factory=SelectionConfig)
     gate: GateConfig = dataclasses.field(default_factory=GateConfig)
+    correction: CorrectionConfig = dataclasses.field(default_factory=CorrectionConfig)
     uncertainty: UncertaintyConfig = dataclasses.field(default_factory=UncertaintyConfig)
     ulgm: dict[str, Any] = dataclasses.field(default_factory=dict)
     mlc: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def check(self) -> None:
-        for section in (self.stage1, self.stage2, self.selection, self.gate, self.uncertainty):
+        for section in (self.stage1, self.stage2, self.selection, self.gate, self.correction,
+                        self.uncertainty):
             section.check()
         for name in BASELINE_SECTIONS:  # built as the method will build them when it runs
             module = importlib.import_module(f"labelgen.methods.{name}")

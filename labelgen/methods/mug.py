@@ -6,7 +6,11 @@ the label noise chosen per dataset, a per-modality safety gate and calibrated in
    each modality is chosen by the held-out denoising criterion (labelgen/trust/selection.py).
    With `selection.enabled: false` stage 2 trains the configured stage2.noise_* only.
 3. The gate (labelgen/trust/gate.py) keeps, shrinks or drops each modality's correction.
-4. Intervals (labelgen/trust/uncertainty.py) for the gated labels.
+4. Consistency (labelgen/trust/consistency.py): the gated labels moved onto the constraint
+   that, mixed by weights estimated from the data, they reproduce y_M, so that a modality
+   more extreme than y_M can move outward; applied as far as the validation clips confirm
+   its direction (`correction.mode: mucn` keeps the paper's MUCN labels).
+5. Intervals (labelgen/trust/uncertainty.py) for the gated labels, moved with them.
 Everything chosen, gated or estimated goes into provenance. The method reads only the
 cached representations and the multimodal labels; generate.py hands it a dataset stripped of
 per-modality ground truth, so it cannot peek even by mistake.
@@ -23,6 +27,7 @@ from labelgen.outputs import MethodOutput
 from labelgen.stages.representations import CachedReps
 from labelgen.stages.stage2 import Member, Stage2Result, default_members, run_stage2
 from labelgen.trust import gate
+from labelgen.trust.consistency import make_consistent, mixing_weights
 from labelgen.trust.evidence import gather_evidence
 from labelgen.trust.selection import candidate_members, choose_noise
 from labelgen.trust.uncertainty import conformal_intervals
@@ -70,13 +75,34 @@ def finish(ds: MMSADataset, reps: CachedReps, result: Stage2Result, config: Labe
         provenance["gate"] = {"enabled": False}
 
     y_m = {s: reps.splits[s].y for s in SPLITS}
-    labels = {m: concat_splits({s: gate.apply(y_m[s], result.labels[chosen[m]][s], keep[m])
-                                for s in SPLITS}, ds, f"mug labels for {m}")
-              for m in MODALITIES}
+    gated = {m: concat_splits({s: gate.apply(y_m[s], result.labels[chosen[m]][s], keep[m])
+                               for s in SPLITS}, ds, f"mug labels for {m}")
+             for m in MODALITIES}
+    labels = gated
+    if config.correction.mode == "consistent":
+        labels, consistency = make_consistent(
+            gated, concat_splits(y_m, ds, "y_M"),
+            weights=mixing_weights(reps, train_out_of_fold=out_of_fold), keep=keep,
+            n_train=ds.size("train"), n_valid=ds.size("valid"), bound=reps.bound,
+            direction_check=config.correction.direction_check)
+        provenance["consistency"] = consistency.as_dict()
+    else:
+        provenance["consistency"] = {"mode": "mucn", "reason": "correction.mode is mucn"}
     # the intervals rest on the evidence-matched noise whatever noise trained the MUCN
     spread = {m: config.selection.noise_scale * evidence[m].residual_sd for m in MODALITIES}
     uncertainty, summary = _uncertainty(result, chosen, keep, spread=spread, config=config,
                                         seed=seed)
+    for m in MODALITIES if uncertainty else ():
+        # the interval holds both readings, MUCN's label and the consistent one: how far the
+        # push should go is itself uncertain
+        moved = labels[m] - gated[m]
+        lower, upper = uncertainty[f"{m}_lower"], uncertainty[f"{m}_upper"]
+        uncertainty[f"{m}_lower"] = np.maximum(np.minimum(lower, lower + moved),
+                                               -reps.bound).astype(np.float32)
+        uncertainty[f"{m}_upper"] = np.minimum(np.maximum(upper, upper + moved),
+                                               reps.bound).astype(np.float32)
+        summary[m]["mean_width"] = round(float((uncertainty[f"{m}_upper"]
+                                                - uncertainty[f"{m}_lower"]).mean()), 5)
     provenance["uncertainty"] = summary
     provenance["stage2"] = {"seconds": result.seconds, "members": len(result.mucns.members),
                             **{m: result.info[chosen[m]] for m in MODALITIES}}
