@@ -6,9 +6,17 @@ times and averaged, for `mug` on small train splits: labelgen/trust/ensemble.py)
 labels, and records provenance. Ground-truth uni-labels (when the file has them) are
 removed from the dataset before any method but `ground-truth` sees it; quality figures
 against them are computed only after the labels exist.
+
+Device and ranks (`device`: a name for one process, or mugcore.device's DistEnv under
+torchrun): every stage runs on the device. With several runs to average, the runs are spread
+over the ranks, each run whole on one rank; with one run, its stage-1 trainings (cross-fitting
+folds) are spread instead and the method runs on rank 0. Every rank returns the same result;
+the caller lets rank 0 write it. Each run and training seeds itself from its own seed, so the
+labels do not depend on the number of ranks.
 """
 
 import contextlib
+import dataclasses
 import platform
 import random
 import time
@@ -28,6 +36,7 @@ from labelgen.trust.cross_fit import run_stage1_chosen
 from labelgen.trust.ensemble import average_outputs, run_seeds
 from mugcore.data.hashing import dataset_hash
 from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS, MMSADataset
+from mugcore.device import DistEnv, local, spread
 from mugcore.metrics import unilabel_quality
 
 ProgressFn = Callable[[str, float, float | None], None]  # (stage, fraction, eta seconds)
@@ -53,8 +62,10 @@ class LabelResult:
 def generate_labels(ds: MMSADataset, *, method: str,
                     config: LabelgenConfig | Mapping[str, Any] | None = None, seed: int = 0,
                     progress: ProgressFn | None = None,
-                    should_stop: StopFn | None = None) -> LabelResult:
-    """Uni-labels of `ds` by `method` (see labelgen.methods.METHODS)."""
+                    should_stop: StopFn | None = None,
+                    device: str | DistEnv = "cpu") -> LabelResult:
+    """Uni-labels of `ds` by `method` (see labelgen.methods.METHODS) on `device` (module doc)."""
+    env = device if isinstance(device, DistEnv) else local(device)
     spec = get_method(method)
     config = resolve_config(ds, config)
     visible = ds if spec.reads_truth else without_truth(ds)
@@ -64,7 +75,7 @@ def generate_labels(ds: MMSADataset, *, method: str,
     seeds = (run_seeds(config, n_train=n_train, seed=seed) if spec.averages_seeds else [seed])
     with seeded(seed):
         reps_of_runs, outputs = _runs(visible, spec, config, seeds, progress, should_stop,
-                                      timings)
+                                      timings, env)
     reps = reps_of_runs[0]
     generated = average_outputs(outputs, seeds, n_train=n_train,
                                 below=config.selection.ensemble_below)
@@ -91,6 +102,7 @@ def generate_labels(ds: MMSADataset, *, method: str,
         "dataset_attrs": {k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float)},
         "label_bound": ds.label_bound,
         "timings": timings,
+        "device": env.info(),
     }
     if reps is not None:
         provenance["stage1"] = reps.info
@@ -100,13 +112,19 @@ def generate_labels(ds: MMSADataset, *, method: str,
 
 
 def _runs(ds: MMSADataset, spec: Method, config: LabelgenConfig, seeds: list[int],
-          progress: ProgressFn | None, should_stop: StopFn | None,
-          timings: dict[str, float]) -> tuple[list[CachedReps | None], list[MethodOutput]]:
+          progress: ProgressFn | None, should_stop: StopFn | None, timings: dict[str, float],
+          env: DistEnv) -> tuple[list[CachedReps | None], list[MethodOutput]]:
     """Stage 1 of every run (when the method needs it), then the method on each: one run, or
     several to average (labelgen/trust/ensemble.py). Several runs each reseed with their own seed;
-    one run keeps the random stream of the caller's `seeded`."""
+    one run keeps the random stream of the caller's `seeded`. Spread over env's ranks as the
+    module doc says."""
+    several = len(seeds) > 1
+    # Several runs: whole runs go to the ranks, and a run's stage 1 keeps to its own rank.
+    # One run: every rank takes part in its stage 1, which spreads its trainings.
+    runs_env, stage1_env = (env, env.alone()) if several else (env.alone(), env)
+
     def run_seeded(s: int) -> contextlib.AbstractContextManager[None]:
-        return seeded(s) if len(seeds) > 1 else contextlib.nullcontext()
+        return seeded(s) if several else contextlib.nullcontext()
 
     def share(tick: Callable[[float], None], r: int) -> Callable[[float], None]:
         return lambda f: tick((r + f) / len(seeds))
@@ -114,17 +132,24 @@ def _runs(ds: MMSADataset, spec: Method, config: LabelgenConfig, seeds: list[int
     reps_of_runs: list[CachedReps | None] = [None] * len(seeds)
     if spec.needs_reps:
         with _stage("stage1", progress, should_stop, timings) as tick:
-            for r, s in enumerate(seeds):
-                with run_seeded(s):
-                    reps_of_runs[r] = run_stage1_chosen(ds, config, seed=s,
-                                                        snapshots=spec.needs_snapshots,
-                                                        on_progress=share(tick, r))
-    outputs = []
+            def stage1(r: int) -> CachedReps:
+                with run_seeded(seeds[r]):
+                    return run_stage1_chosen(ds, config, seed=seeds[r],
+                                             snapshots=spec.needs_snapshots,
+                                             on_progress=share(tick, r), env=stage1_env)
+
+            reps_of_runs = list(spread(runs_env, len(seeds), stage1))
     with _stage("stage2" if spec.needs_reps else spec.name, progress, should_stop,
                 timings) as tick:
-        for r, (s, reps) in enumerate(zip(seeds, reps_of_runs, strict=True)):
-            with run_seeded(s):
-                outputs.append(spec.run(ds, reps, config, s, on_progress=share(tick, r)))
+        def method(r: int) -> MethodOutput:
+            reps = reps_of_runs[r]
+            if reps is not None:  # on this rank's device, wherever stage 1 ran
+                reps = dataclasses.replace(reps, device=str(env.device))
+            with run_seeded(seeds[r]):
+                return spec.run(ds, reps, config, seeds[r], on_progress=share(tick, r))
+
+        # every rank holds every run's representations, so any rank can run any method
+        outputs = spread(env, len(seeds), method)
     return reps_of_runs, outputs
 
 

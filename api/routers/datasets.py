@@ -19,6 +19,7 @@ from api.schemas import (
     DatasetList,
     DatasetOut,
     DatasetPath,
+    DeviceName,
     IdPath,
     LabelPage,
     MethodName,
@@ -114,13 +115,15 @@ async def create_dataset(
     method: Annotated[MethodName, Query()] = "mug",
     preset: Annotated[PresetName | None, Query()] = None,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    device: Annotated[DeviceName, Query(description="where stages 1-2 run")] = "auto",
     set: Annotated[list[str], Query(max_length=64, description="config override "
                                     "'section.key=value' (repeatable)")] = (),  # type: ignore[assignment]
 ) -> dict[str, Any]:
     options = None
     if generate:  # checked before the upload is read: a bad option costs no transfer
         options = check_options({"method": method, "preset": preset, "seed": seed,
-                                 "overrides": _parse_overrides(set)}, where="query.")
+                                 "device": device, "overrides": _parse_overrides(set)},
+                                where="query.")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         body = _json_body(await request.body())  # capped by api.limits

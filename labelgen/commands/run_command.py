@@ -16,6 +16,7 @@ from labelgen.config import PRESETS, load_config, preset_for_dataset
 from labelgen.methods import METHODS
 from mugcore.data.io import load_dataset
 from mugcore.data.schema import MODALITIES
+from mugcore.device import DEVICES, check_device
 from mugcore.errors import UserError
 from mugcore.outputs import check_new_file
 from storage.uncertainty import has_uncertainty
@@ -47,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override one option, e.g. --set stage2.noise_audio=0.4 (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where stages 1-2 run: cuda when a GPU is visible (auto, the default), "
+                        "cpu, or cuda (an error without a GPU). Under torchrun the "
+                        "cross-fitting folds and seed-averaging runs are spread over the "
+                        "ranks (gloo on the CPU, NCCL on GPUs) and rank 0 writes")
     p.add_argument("--no-contrastive", action="store_true",
                    help="ablation of mug: stage 1 without the CPM's contrastive loss")
     p.add_argument("--no-multimodal-denoising", action="store_true",
@@ -90,6 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError("--no-contrastive and --no-multimodal-denoising apply to --method mug")
     if not args.data.is_file():
         raise UserError(f"--data {args.data} not found")
+    check_device(args.device)
     config_path, preset = _config_source(args.config)
     ds = load_dataset(args.data)
     overrides = list(args.overrides)
@@ -114,13 +121,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         bar.update(round(fraction * 1000) - bar.n)
 
     from labelgen.generate import generate_labels  # torch: only when generating
+    from mugcore.device import init, shutdown
 
+    env = init(args.device)  # joins torchrun's process group, if any
     try:
         result = generate_labels(ds, method=args.method, config=config, seed=args.seed,
-                                 progress=progress)
+                                 progress=progress if env.is_main else None, device=env)
     finally:
         for bar in bars.values():
             bar.close()
+        shutdown(env)
+    if not env.is_main:
+        return 0  # every rank holds the same labels; rank 0 writes and reports them
     if args.out is not None:
         write_labels(result, args.out, representations=args.save_representations,
                      contrastive=config.stage1.contrastive)

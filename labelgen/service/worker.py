@@ -30,6 +30,7 @@ from typing import Any
 
 from labelgen.config import PRESETS, LabelgenConfig, load_config, preset_for_dataset
 from mugcore.data.schema import MMSADataset
+from mugcore.device import check_device
 from mugcore.errors import UserError
 from storage import JobInfo, JobLost, LabelStore
 
@@ -53,11 +54,13 @@ class JobOptionsError(UserError):
 
 
 def check_options(options: Mapping[str, Any], *, where: str = "body.") -> dict[str, Any]:
-    """The canonical options of a job (method, preset, overrides, seed), checked up front so
-    that a bad option is refused when the job is submitted, not when it runs."""
+    """The canonical options of a job (method, preset, overrides, seed, device), checked up
+    front so that a bad option is refused when the job is submitted, not when it runs. The
+    device is checked against this machine: the API's, where its embedded worker runs, and
+    the worker's again when it runs the job."""
     from labelgen.methods import METHODS
 
-    unknown = set(options) - {"method", "preset", "overrides", "seed"}
+    unknown = set(options) - {"method", "preset", "overrides", "seed", "device"}
     if unknown:
         name = sorted(unknown)[0]
         raise JobOptionsError(f"{where}{name}: unknown job option", field=f"{where}{name}")
@@ -80,7 +83,13 @@ def check_options(options: Mapping[str, Any], *, where: str = "body.") -> dict[s
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
         raise JobOptionsError(f"{where}seed: expected an integer in [0, 2^31), got {seed!r}",
                               field=f"{where}seed")
-    canonical = {"method": method, "preset": preset, "overrides": overrides, "seed": seed}
+    device = options.get("device", "auto")
+    try:
+        check_device(device, flag=f"{where}device")
+    except UserError as exc:
+        raise JobOptionsError(str(exc), field=f"{where}device") from exc
+    canonical = {"method": method, "preset": preset, "overrides": overrides, "seed": seed,
+                 "device": device}
     size = len(json.dumps(canonical, default=str))  # YAML may give dates: sized, not stored
     if size > MAX_OPTIONS_BYTES:
         key = "set" if where == "query." else "overrides"
@@ -104,6 +113,7 @@ class WorkerSettings:
     max_attempts: int = 3
     cancel_grace_s: float = 2.0  # time a cancelled child gets before it is killed
     once: bool = False  # run until the queue is empty, then return
+    device: str = "auto"  # where jobs whose `device` option is auto run (mugcore.device)
 
 
 def overall_progress(method: str, stage: str, fraction: float) -> float:
@@ -138,7 +148,7 @@ def _exit_if_orphaned(worker_pid: int) -> None:
 
 
 def _child_main(conn: Connection, stop: Any, features: str, options: dict[str, Any],
-                worker_pid: int) -> None:
+                worker_pid: int, device: str) -> None:
     # The worker handles SIGINT (Ctrl-C on the terminal reaches the whole process group).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_if_orphaned, args=(worker_pid,), daemon=True).start()
@@ -161,7 +171,7 @@ def _child_main(conn: Connection, stop: Any, features: str, options: dict[str, A
         result = generate_labels(
             ds, method=options["method"], config=config, seed=options["seed"],
             progress=lambda stage, fraction, eta_s: send(("progress", stage, fraction, eta_s)),
-            should_stop=stop.is_set)
+            should_stop=stop.is_set, device=device)
         send(("result", result))
     except Cancelled:
         send(("cancelled",))
@@ -249,7 +259,8 @@ class Worker:
         receiver, sender = ctx.Pipe(duplex=False)
         stop = ctx.Event()
         child = ctx.Process(target=_child_main, name=f"labelgen-job-{job.id}",
-                            args=(sender, stop, str(features), options, os.getpid()))
+                            args=(sender, stop, str(features), options, os.getpid(),
+                                  _job_device(options, self.settings)))
         child.start()
         sender.close()  # ours closed, so recv() sees EOF once the child is gone
         try:
@@ -351,6 +362,11 @@ class Worker:
             return "abandoned"
         log.info("job %d: %s%s", job.id, status, f" ({error})" if error else "")
         return status
+
+
+def _job_device(options: Mapping[str, Any], settings: WorkerSettings) -> str:
+    """The job's own device, or the worker's for a job that leaves it to `auto`."""
+    return options["device"] if options["device"] != "auto" else settings.device
 
 
 def _end_process(child: Any, *, grace_s: float) -> None:
