@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from api import errors, ui
 from api.limits import BodyLimitMiddleware
-from api.routers import datasets, health, jobs, label_sets, labels
+from api.routers import datasets, health, jobs, label_imports, label_sets, labels
 from api.schemas import ErrorOut
 from api.settings import Settings
 from api.uploads import remove_stale_uploads
@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(BodyLimitMiddleware)
     errors.install(app)
-    for module in (datasets, jobs, labels, label_sets, health):
+    for module in (datasets, label_imports, jobs, labels, label_sets, health):
         app.include_router(module.router)
     app.include_router(ui.router)  # the label explorer's pages, under /ui/
     return app

@@ -44,13 +44,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    set_device = torch.cuda.set_device
-
-    def cpu_shim(device: Any) -> None:
-        if torch.device(device).type == "cuda":
-            set_device(device)
-
-    torch.cuda.set_device = cpu_shim
+    install_cpu_shim()
 
     from MMSA.models.multiTask import SELF_MM  # the network class
     from MMSA.run import MMSA_run
@@ -88,6 +82,20 @@ def main() -> int:
         "torch": torch.__version__, "threads": torch.get_num_threads(),
     }))
     return 0
+
+
+def install_cpu_shim() -> None:
+    """MMSA calls `torch.cuda.set_device(args['device'])` even for the CPU device, which raises
+    without CUDA: skip the call for a CPU device (bench/peer_mmsa_interop.py uses it too)."""
+    import torch
+
+    set_device = torch.cuda.set_device
+
+    def cpu_shim(device: Any) -> None:
+        if torch.device(device).type == "cuda":
+            set_device(device)
+
+    torch.cuda.set_device = cpu_shim
 
 
 def _hidden(checkpoint: Path) -> int:
