@@ -21,7 +21,7 @@ from api.ui.clips import (
     page_positions,
 )
 from api.ui.rendering import HtmlRoute, page
-from api.ui.summaries import gate_summary, quality_rows, uncertainty_summary
+from api.ui.summaries import gate_summary, quality_rows, trust_rows, uncertainty_summary
 from api.ui.svg import density, histogram
 from mugcore.data.schema import MODALITIES, SPLITS
 from storage import LabelSetInfo
@@ -80,9 +80,13 @@ def label_set_page(request: Request, label_set_id: IdPath, store: StoreDep,
     positions, total = page_positions(keep, score, descending=order == "desc", page=page_no,
                                       per_page=per_page)
     rows = [_clip_row(arrays, extras, int(i), has_uncertainty) for i in positions]
+    quality = quality_rows(info.quality)
+    uncertainty = info.provenance.get("uncertainty")
     return page(request, "label_set.html", {
         "ls": info, "dataset": dataset, "provenance": _sections(info),
-        "quality": quality_rows(info.quality), "plots": _plots(arrays, extras, bound),
+        "summary": trust_rows(info.provenance, quality, arrays),
+        "level": uncertainty.get("level") if isinstance(uncertainty, dict) else None,
+        "quality": quality, "plots": _plots(arrays, extras, bound),
         "moved": _moved_fractions(arrays, distance, threshold), "threshold": threshold,
         "has_uncertainty": has_uncertainty, "rows": rows, "total": total,
         "query": {"split": split, "q": q, "sort": sort, "order": order, "page": page_no,
@@ -130,13 +134,15 @@ def _plots(arrays: dict[str, np.ndarray], extras: DatasetExtras,
     for m in MODALITIES:
         uni = arrays[m].astype(np.float64)
         lim = _limit(uni - y_m, bound)
-        plots = [histogram(uni - y_m, -lim, lim, title=f"{m}: uni-label − y_M",
-                           xlabel=f"{m} − y_M"),
-                 density(y_m, uni, -bound, bound, title=f"{m} vs y_M", xlabel="y_M",
-                         ylabel=m)]
+        # Every figure covers all clips of every split; each title says so.
+        plots = [histogram(uni - y_m, -lim, lim, title=f"{m} − y_M · all clips",
+                           xlabel=f"uni-label {m} − y_M"),
+                 density(y_m, uni, -bound, bound, title=f"{m} vs y_M · all clips",
+                         xlabel="y_M", ylabel=m)]
         if extras.truth is not None:
-            plots.append(density(extras.truth[m], uni, -bound, bound, title=f"{m} vs truth",
-                                 xlabel=f"truth ({m})", ylabel=m))
+            plots.append(density(extras.truth[m], uni, -bound, bound,
+                                 title=f"{m} vs truth · all clips", xlabel=f"truth ({m})",
+                                 ylabel=m))
         out.append({"modality": m, "svgs": plots})
     return out
 
