@@ -13,7 +13,7 @@ import numpy as np
 from mugcore.data.schema import MODALITIES, TRUTH_KEYS, MMSADataset
 from mugcore.errors import UserError
 from mugcore.ids import plain_int
-from mugcore.outputs import check_output_dir
+from mugcore.outputs import check_output_dir, refuse_symlinks, replace_file
 from trainer.config import PRESETS, TrainerConfig, load_config, parse_seeds
 from trainer.label_source import (
     GROUND_TRUTH,
@@ -127,11 +127,22 @@ def _previous_run(out: Path) -> list[Path]:
     return sorted(seeds + [out / n for n in RUN_OUTPUTS if (out / n).exists()])
 
 
+def _run_paths(out: Path) -> list[Path]:
+    """Every path a run writes by name in --out: its outputs, seed_N/ folders and their files."""
+    if not out.is_dir():
+        return []
+    seeds = list(out.glob("seed_*"))
+    inside = [p for seed in seeds if seed.is_dir() and not seed.is_symlink()
+              for p in seed.iterdir()]
+    return [out / n for n in RUN_OUTPUTS] + seeds + inside
+
+
 def _check_out(args: argparse.Namespace) -> None:
     """Before any work: --out can be written, and a run there is replaced only on request."""
     if args.force and args.resume:
         raise UserError("--force replaces the run in --out, --resume continues it: pass one")
     check_output_dir(args.out, flag="--out")
+    refuse_symlinks(_run_paths(args.out), flag="--out")
     previous = _previous_run(args.out)
     if previous and not (args.force or args.resume):
         shown = ", ".join(p.name for p in previous[:4]) + (", ..." if len(previous) > 4 else "")
@@ -210,7 +221,8 @@ def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
         return 0
 
     best = min(runs, key=lambda r: r["valid"]["MAE"])
-    shutil.copyfile(out / f"seed_{best['seed']}" / "best.pt", out / "best.pt")
+    replace_file(out / "best.pt",
+                 lambda tmp: shutil.copyfile(out / f"seed_{best['seed']}" / "best.pt", tmp))
     result = {
         "dataset": meta["dataset"],
         "label_set": meta["label_set"],
@@ -228,7 +240,7 @@ def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
     }
     plot_curves(histories, out / "curves.png")
     write_json(result, out / "metrics.json")
-    (out / "report.md").write_text(markdown_report(result))
+    replace_file(out / "report.md", lambda tmp: tmp.write_text(markdown_report(result)))
     _print_summary(result, out)
     return 0
 
