@@ -35,11 +35,13 @@ def sniff_label_file(head: bytes, filename: str | None) -> str:
     """A pickle by its protocol byte; anything else must start as UTF-8 text (a CSV)."""
     if head.startswith(PICKLE_PROTO):
         return ".pkl"
-    try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # The 8 bytes may end inside a multi-byte character: judge what decodes.
-        text = head[:-3].decode("utf-8", errors="strict") if len(head) > 3 else ""
+    text = ""
+    for cut in range(4):  # the 8 bytes may end inside a multi-byte character
+        try:
+            text = head[:len(head) - cut].decode("utf-8-sig")
+            break
+        except UnicodeDecodeError:
+            continue
     if "\x00" in text or not text.strip():
         raise ApiError(422, "file: not a Self-MM labels pickle or a CSV text file (content of "
                        f"{filename or 'the upload'} starts with {head[:8]!r})", field=FILE_FIELD)
