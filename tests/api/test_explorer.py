@@ -361,6 +361,7 @@ def test_compare_two_label_sets_and_against_truth(ui: Any, server: Server, explo
     for row, m in zip(agreement, MODALITIES, strict=True):
         assert row[1] == f"{diff[m].mean():.4g}"
     assert len(ui.find_elements(By.CSS_SELECTOR, "svg.plot")) == 3
+    assert "all clips (train, valid and test)" in ui.find_element(By.ID, "scope").text
     worst = np.maximum.reduce([diff[m] for m in MODALITIES])
     everything = np.ones(len(a["clip_id"]), dtype=bool)
     assert [r[0] for r in table(ui)] == expected_ids(a, worst, everything, descending=True,
@@ -371,6 +372,7 @@ def test_compare_two_label_sets_and_against_truth(ui: Any, server: Server, explo
     to_truth = np.abs(a["text"].astype(np.float64) - explorer["truth"]["text"])
     keep = a["split"] == "test"
     assert ui.find_element(By.ID, "total").text == "20 clips"
+    assert ui.find_element(By.ID, "scope").text == "· the test split"
     assert [r[0] for r in table(ui)] == expected_ids(a, to_truth, keep, descending=True,
                                                      start=0, count=50)
     first = ui.find_element(By.CSS_SELECTOR, "#agreement tr:nth-child(2) td:nth-child(2)").text
