@@ -11,7 +11,7 @@ from api.deps import SettingsDep, StoreDep, WriteAccess
 from api.errors import ApiError
 from api.schemas import IdPath, LabelSetOut
 from api.uploads import FILE_FIELD, PICKLE_PROTO, Upload, receive_upload
-from labelgen.commands.label_commands import import_label_file
+from labelgen.interop.imports import import_label_file
 from mugcore.errors import UserError
 from storage import Conflict, LabelStore, NotFound
 
