@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors, ui
+from api.headers import HttpEdgesMiddleware
 from api.limits import BodyLimitMiddleware
 from api.routers import datasets, health, jobs, label_imports, label_sets, labels
 from api.schemas import ErrorOut
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
                   lifespan=lifespan, responses=_ERRORS)
     app.state.settings = settings
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(HttpEdgesMiddleware)  # added last: outermost, so every answer has it
     errors.install(app)
     for module in (datasets, label_imports, jobs, labels, label_sets, health):
         app.include_router(module.router)
