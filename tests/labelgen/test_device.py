@@ -117,3 +117,14 @@ def test_two_gloo_ranks_give_the_labels_of_one_process(tmp_path: Path, tiny: MMS
     ranked = _read_csv(out)
     for m in MODALITIES:
         np.testing.assert_array_equal(ranked[m], alone.labels[m], err_msg=m)
+
+
+@pytest.mark.skipif(not NO_GPU, reason="this machine has a GPU")
+def test_worker_with_cuda_and_no_gpu_is_one_line(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-c", RUN_CLI, "worker", "--store",
+                        str(tmp_path / "store"), "--device", "cuda", "--once"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("labelgen: error: --device cuda: no CUDA device is available"), line
+    assert not (tmp_path / "store").exists()  # refused before it opened (made) the store
