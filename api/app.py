@@ -1,5 +1,7 @@
 """`create_app(settings)`: the FastAPI application over one label store."""
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +29,17 @@ MUG_WRITE_TOKEN; reads need MUG_READ_TOKEN when the server sets one. Every error
 _ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 422)}
 
 
+log = logging.getLogger(__name__)
+
+
+def _check_files(store: LabelStore) -> None:
+    try:
+        for damage in store.find_damage(deep=True):
+            log.error("store damaged: %s", damage)
+    except Exception:  # a store closed under it at shutdown; /readyz checks again anyway
+        log.debug("store check stopped", exc_info=True)
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,6 +48,9 @@ def create_app(settings: Settings) -> FastAPI:
         upload_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_uploads(upload_dir)
         app.state.store = store
+        # Hash every label file once, beside serving: /readyz then reports what it finds.
+        threading.Thread(target=_check_files, args=(store,), name="store-check",
+                         daemon=True).start()
         try:
             yield
         finally:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mugcore.errors import DatasetError, UnsafePickleError, UserError
-from storage.errors import Conflict, NotFound
+from storage.errors import Conflict, DamagedStore, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,16 @@ def _user_error_status(exc: UserError) -> int:
         return 404
     if isinstance(exc, Conflict):
         return 409
+    if isinstance(exc, DamagedStore):
+        return 503  # the server's files, not the request: see /readyz, `labelgen store check`
     if isinstance(exc, DatasetError) or getattr(exc, "field", None):
         return 422  # a named field with a bad value: a validation error like FastAPI's own
     return 400
 
 
 async def _user_error(_: Request, exc: UserError) -> JSONResponse:
+    if isinstance(exc, DamagedStore):
+        log.error("%s", exc)
     field = getattr(exc, "field", None)
     if isinstance(exc, DatasetError) and field is None:
         field = "file"

@@ -1,4 +1,5 @@
-"""Typed store errors. All are `UserError`s; the API maps NotFound to 404 and Conflict to 409."""
+"""Typed store errors. All are `UserError`s (one line in the CLI, JSON in the API); the API
+maps NotFound to 404, Conflict to 409 and DamagedStore to 503."""
 
 from mugcore.errors import UserError
 
@@ -17,3 +18,8 @@ class IdempotencyConflict(Conflict):
 
 class JobLost(Conflict):
     """A worker reports on a job it no longer holds (requeued, failed or cancelled meanwhile)."""
+
+
+class DamagedStore(UserError):
+    """A file of the store is not what its row records (changed, truncated, unreadable): not
+    the request's fault, but a plain message naming the file, never a traceback."""

@@ -54,6 +54,7 @@ class LabelSetsMixin:
         def get_dataset(self, dataset: str | int) -> DatasetInfo: ...
         def _remember(self, label_set_id: int, arrays: LabelArrays) -> None: ...
         def _forget(self, ids: list[int]) -> None: ...
+        def verified_label_file(self, label_set_id: int, rel: str, sha256: str) -> Path: ...
 
     def _clip_index(self, dataset: DatasetInfo) -> ClipIndex:
         key = (dataset.id, dataset.content_hash)
@@ -171,7 +172,8 @@ class LabelSetsMixin:
         self._forget([row.id])
 
     def label_file_path(self, label_set: LabelSetInfo) -> Path:
-        return self.root / label_set.file
+        """The label set's file, checked against the sha256 in its row (storage.integrity)."""
+        return self.verified_label_file(label_set.id, label_set.file, label_set.file_sha256)
 
 
 def parse_label_set_id(label_set: int | str) -> int:

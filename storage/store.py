@@ -39,6 +39,7 @@ from storage.engines import (
     schema_revision,
     sqlite_engine,
 )
+from storage.integrity import IntegrityMixin
 from storage.jobs import JobsMixin
 from storage.label_sets import LABELS_DIR, ClipIndex, LabelArrays, LabelSetsMixin
 from storage.lookups import LookupsMixin
@@ -88,7 +89,7 @@ def _retry_locked(step: Callable[[], None]) -> None:
             time.sleep(0.05 * 2 ** attempt)
 
 
-class LabelStore(DatasetsMixin, LabelSetsMixin, LookupsMixin, JobsMixin):
+class LabelStore(DatasetsMixin, LabelSetsMixin, LookupsMixin, JobsMixin, IntegrityMixin):
     """The label store. Open with `LabelStore.open(location, files=...)`; use as a context
     manager or call `close()`. Safe to share between threads; each process opens its own."""
 
@@ -102,6 +103,8 @@ class LabelStore(DatasetsMixin, LabelSetsMixin, LookupsMixin, JobsMixin):
         self._cache_lock = threading.Lock()
         self._array_cache: OrderedDict[int, LabelArrays] = OrderedDict()
         self._clip_indexes: dict[tuple[int, str], ClipIndex] = {}
+        self._verdict_lock = threading.Lock()
+        self._verdicts: dict[str, tuple[tuple[int, int], str | None]] = {}
 
     @classmethod
     def open(cls, location: str | os.PathLike, *, files: str | os.PathLike | None = None,

@@ -1,4 +1,5 @@
-"""Liveness (the process answers) and readiness (the store answers)."""
+"""Liveness (the process answers) and readiness (the store answers, and its files are sound:
+none missing, no features file unreadable, no label file found changed since publication)."""
 
 from typing import Any
 
@@ -18,10 +19,16 @@ async def healthz() -> dict[str, Any]:
 
 
 @router.get("/readyz", response_model=Ready, operation_id="readyz",
-            responses={503: {"description": "the store cannot be reached"}})
+            responses={503: {"description": "the store cannot be reached, or files of it are "
+                                            "missing or damaged"}})
 async def readyz(store: StoreDep) -> dict[str, Any]:
     try:
         datasets = await run_in_threadpool(store.list_datasets)
+        damage = await run_in_threadpool(store.find_damage, deep=False)
     except Exception as exc:  # any failure to reach the store means "not ready"
         raise ApiError(503, f"store unavailable: {type(exc).__name__}") from exc
+    if damage:
+        shown = "; ".join(str(d) for d in damage[:3]) + ("; ..." if len(damage) > 3 else "")
+        raise ApiError(503, f"store damaged: {len(damage)} file(s): {shown} (`labelgen store "
+                       "check` lists them all)")
     return {"status": "ready", "datasets": len(datasets)}
