@@ -2,9 +2,11 @@
 
 Runs inside the virtualenv bench_peer.py builds, so it imports nothing of ours. It trains
 `--model` (mtfn, mlf_dnn or self_mm) on `--data` with `dataset_name='sims'` (the name under
-which MMSA's loader reads `regression_labels_T/_A/_V`) and changes three things only:
+which MMSA's loader reads `regression_labels_T/_A/_V`) and changes four things only:
 
 - the CPU shim of peer_selfmm.py (MMSA calls `torch.cuda.set_device` on the CPU device);
+- `repair_train_log`: MMSA 2.2.1's MTFN, MLF_DNN and MLMF end epoch 1 in UnboundLocalError
+  (a log line reads `train_results` before it is set); the line is recompiled without it;
 - a stop after `--epochs` epochs: the trainer's validation call of that epoch sets
   `early_stop` to 0, so MMSA's own loop ends there, saves what it saves (Self-MM's
   `save_labels` pickle) and MMSA_run tests the model as usual;
@@ -67,6 +69,7 @@ def main() -> int:
 
     module, name = TRAINERS[args.model]
     trainer = getattr(importlib.import_module(module), name)
+    repair_train_log(trainer)
     do_test = trainer.do_test
     epochs_done = [0]
     test_results: dict[str, Any] = {}
@@ -101,6 +104,26 @@ def main() -> int:
                       "wall_s": time.perf_counter() - started, "label_keys": sorted(seen),
                       "test": _plain(test_results)}))
     return 0
+
+
+def repair_train_log(trainer: Any) -> None:
+    """MMSA 2.2.1's MTFN, MLF_DNN and MLMF format `train_results` into their per-epoch TRAIN
+    log line before the first assignment to it, so every run stops at the end of epoch 1 with
+    UnboundLocalError (on any device). Recompile `do_train` from MMSA's own source with that
+    one variable left out of that one f-string; nothing else changes."""
+    import inspect
+    import sys as _sys
+    import textwrap
+
+    bug = " {dict_to_str(train_results)}\""
+    source = textwrap.dedent(inspect.getsource(trainer.do_train))
+    if bug not in source:
+        return  # Self-MM (the line is commented out there) or a fixed MMSA
+    namespace = vars(_sys.modules[trainer.__module__])
+    compiled: dict[str, Any] = {}
+    exec(compile(source.replace(bug, "\"", 1), inspect.getsourcefile(trainer), "exec"),
+         namespace, compiled)
+    trainer.do_train = compiled["do_train"]
 
 
 def _plain(value: Any) -> Any:
