@@ -147,10 +147,21 @@ def _exit_if_orphaned(worker_pid: int) -> None:
         time.sleep(_ORPHAN_CHECK_S)
 
 
+def thread_lock_for_bars() -> None:
+    """Give tqdm a thread lock instead of its default multiprocessing one. That one is a named
+    semaphore registered with the worker's resource tracker; a job's process stopped by a
+    signal (a cancel, a stopping server) never unregisters it, and the tracker then warns of a
+    "leaked semaphore" when the server stops. A job's bars are all drawn in one process."""
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
+
+
 def _child_main(conn: Connection, stop: Any, features: str, options: dict[str, Any],
                 worker_pid: int, device: str) -> None:
     # The worker handles SIGINT (Ctrl-C on the terminal reaches the whole process group).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    thread_lock_for_bars()
     threading.Thread(target=_exit_if_orphaned, args=(worker_pid,), daemon=True).start()
     lock = threading.Lock()
 
