@@ -359,7 +359,7 @@ def test_compare_two_label_sets_and_against_truth(ui: Any, server: Server, explo
         ".map(r => [...r.cells].map(c => c.textContent.trim()))")
     assert [r[0] for r in agreement] == list(MODALITIES)
     for row, m in zip(agreement, MODALITIES, strict=True):
-        assert row[1] == f"{diff[m].mean():.4g}"
+        assert row[1] == f"{diff[m].mean():#.3g}"
     assert len(ui.find_elements(By.CSS_SELECTOR, "svg.plot")) == 3
     assert "all clips (train, valid and test)" in ui.find_element(By.ID, "scope").text
     worst = np.maximum.reduce([diff[m] for m in MODALITIES])
@@ -376,7 +376,7 @@ def test_compare_two_label_sets_and_against_truth(ui: Any, server: Server, explo
     assert [r[0] for r in table(ui)] == expected_ids(a, to_truth, keep, descending=True,
                                                      start=0, count=50)
     first = ui.find_element(By.CSS_SELECTOR, "#agreement tr:nth-child(2) td:nth-child(2)").text
-    assert first == f"{to_truth[keep].mean():.4g}"
+    assert first == f"{to_truth[keep].mean():#.3g}"
     shot(ui, tmp_path, "compare-truth")
 
 
