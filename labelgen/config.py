@@ -82,6 +82,9 @@ class Stage1Config:
     # training batches of clips with like text length (less padding for BERT); see
     # docs/results.md for its effect
     bucket_by_length: bool = False
+    # on a GPU: BERT alone under bf16 autocast (its matrix products are what bf16 speeds up;
+    # the LSTMs and heads stay float32); refused on a CPU. bench/bench_gpu.py measures it
+    bf16_bert: bool = False
 
     def check(self) -> None:
         _positive(self, "batch_size", "max_epochs", "patience", "projector_hidden", "lr",

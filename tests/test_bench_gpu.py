@@ -46,7 +46,7 @@ def test_table_from_a_report() -> None:
               "mosi": run, "mosei": {"failed": "CUDA out of memory"}}
     lines = bench_gpu.table(report)
     assert "| stage1 | 0.0400 | 900 | 61.0 |" in lines
-    assert "stage1 / stage3, s per it: 1.18 (goal <= 1.3)" in lines
+    assert "stage1 / stage3, s per it: 1.18 (goal <= 1.30)" in lines
     assert "Self-MM left out: MMSA is not importable" in lines
     assert any(line.startswith("| mosi | 1284/229/686 | 95.0 | 80.0 | 15.0 | 4 x 1 |")
                for line in lines)

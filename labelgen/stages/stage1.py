@@ -37,6 +37,7 @@ from mugcore.data.schema import MODALITIES, SPLITS, MMSADataset
 from mugcore.device import DistEnv, local, spread
 from mugcore.errors import UserError
 from mugcore.models.multimodal_net import MultimodalNet, NetConfig
+from mugcore.models.text_encoder import BertTextEncoder
 from mugcore.models.text_states import frozen_text_states
 
 OnProgress = Callable[[float], None]
@@ -119,6 +120,13 @@ def train_model(ds: MMSADataset, config: Stage1Config, net: NetConfig, *, seed: 
     # built on the CPU, then moved: the same initial weights on every device
     model = PretrainNet(net=net, projector_hidden=config.projector_hidden,
                         temperature=config.temperature).to(device)
+    if config.bf16_bert:
+        if torch.device(device).type != "cuda":
+            raise UserError("stage1.bf16_bert needs a GPU (--device cuda); on a CPU bf16 "
+                            "only slows BERT down")
+        text = model.net.encoders["text"]
+        if isinstance(text, BertTextEncoder):
+            text.autocast = torch.bfloat16
     bert = [p for n, p in model.named_parameters() if ".bert." in n and p.requires_grad]
     rest = [p for n, p in model.named_parameters() if ".bert." not in n and p.requires_grad]
     groups = [{"params": rest, "lr": config.lr}]

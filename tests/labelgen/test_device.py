@@ -128,3 +128,11 @@ def test_worker_with_cuda_and_no_gpu_is_one_line(tmp_path: Path) -> None:
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("labelgen: error: --device cuda: no CUDA device is available"), line
     assert not (tmp_path / "store").exists()  # refused before it opened (made) the store
+
+
+def test_bf16_bert_is_refused_on_the_cpu(tiny: MMSADataset) -> None:
+    from labelgen.stages.stage1 import run_stage1
+
+    config = load_config(preset="mosi", overrides=[*TINY, "stage1.bf16_bert=true"])
+    with pytest.raises(UserError, match="^stage1.bf16_bert needs a GPU"):
+        run_stage1(tiny, config.stage1, seed=0)
