@@ -18,7 +18,7 @@ from mugcore.data.schema import SPLITS, TRUTH_KEYS, MMSADataset
 from mugcore.data.validate import check_dataset
 from mugcore.errors import UserError, shorten
 from mugcore.ids import plain_int
-from storage.errors import Conflict, NotFound
+from storage.errors import Conflict, NotFound, refuses_full_disk
 from storage.models import ACTIVE_JOB_STATUSES, Clip, Dataset, Job, LabelSet
 from storage.records import DatasetInfo, plain_float, plain_json, utc, utcnow
 
@@ -40,6 +40,7 @@ class DatasetsMixin:
         def _forget(self, ids: list[int]) -> None: ...
         def verified_features_file(self, name: str, rel: str) -> Path: ...
 
+    @refuses_full_disk("registering a dataset")
     def register_dataset(self, name: str, ds: MMSADataset, *, source_format: str) -> DatasetInfo:
         """Add `ds` under `name`, copying its features into the store. The same name with the
         same content hash returns the existing dataset; with other content it is a Conflict."""

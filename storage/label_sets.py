@@ -18,7 +18,7 @@ from mugcore.errors import UserError, shorten
 from mugcore.ids import plain_int
 from storage import files
 from storage.datasets import as_text
-from storage.errors import Conflict, NotFound
+from storage.errors import Conflict, NotFound, refuses_full_disk
 from storage.models import ACTIVE_JOB_STATUSES, Clip, Dataset, Job, LabelSet
 from storage.records import DatasetInfo, LabelSetInfo, plain_json, utc, utcnow
 from storage.uncertainty import place_uncertainty
@@ -71,6 +71,7 @@ class LabelSetsMixin:
             self._clip_indexes[key] = index
         return index
 
+    @refuses_full_disk("publishing a label set")
     def publish_label_set(self, dataset: str | int, labels: Mapping[str, Any], *, method: str,
                           options: Mapping[str, Any], seed: int | None,
                           provenance: Mapping[str, Any] | None = None,
