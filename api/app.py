@@ -26,7 +26,8 @@ MUG_WRITE_TOKEN; reads need MUG_READ_TOKEN when the server sets one. Every error
 """
 
 # Documented on every operation so that clients (and schemathesis) know the error shape.
-_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 422)}
+_ERRORS = {code: {"model": ErrorOut}
+           for code in (400, 401, 403, 404, 409, 413, 415, 422, 503, 507)}
 
 
 log = logging.getLogger(__name__)

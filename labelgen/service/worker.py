@@ -308,7 +308,9 @@ class Worker:
                     return self._finish(job, "cancelled")
                 elif kind == "error":
                     if len(message) > 2:
-                        self.store.append_job_log(job.id, message[2])
+                        # The traceback is for whoever runs the worker: server paths and code
+                        # are none of a read-token holder's business, so not in the job log.
+                        log.error("job %d failed:\n%s", job.id, message[2])
                     return self._finish(job, "failed", error=message[1])
             now = time.monotonic()
             if self.stopping:
