@@ -31,7 +31,10 @@ import torch
 from labelgen.config import LabelgenConfig, config_from_dict, preset_for_dataset
 from labelgen.methods import Method, all_clips, get_method
 from labelgen.outputs import MethodOutput
+from labelgen.progress import Cancelled as Cancelled  # public here (docs/architecture.md)
+from labelgen.progress import Estimate, ProgressFn, StopFn, Tracker
 from labelgen.stages.representations import CachedReps
+from labelgen.stages.stage2 import effective_epochs
 from labelgen.trust.cross_fit import run_stage1_chosen
 from labelgen.trust.ensemble import average_outputs, run_seeds
 from mugcore.data.hashing import dataset_hash
@@ -39,14 +42,7 @@ from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS, MMSADataset
 from mugcore.device import DistEnv, local, spread
 from mugcore.metrics import unilabel_quality
 
-ProgressFn = Callable[[str, float, float | None], None]  # (stage, fraction, eta seconds)
-StopFn = Callable[[], bool]
-
 VERSIONED_PACKAGES = ("mug-unilabels", "torch", "numpy", "transformers", "h5py")
-
-
-class Cancelled(Exception):  # noqa: N818 -- the public name in docs/architecture.md
-    """should_stop() returned true: the run stopped and produced no labels."""
 
 
 @dataclass
@@ -63,19 +59,25 @@ def generate_labels(ds: MMSADataset, *, method: str,
                     config: LabelgenConfig | Mapping[str, Any] | None = None, seed: int = 0,
                     progress: ProgressFn | None = None,
                     should_stop: StopFn | None = None,
-                    device: str | DistEnv = "cpu") -> LabelResult:
-    """Uni-labels of `ds` by `method` (see labelgen.methods.METHODS) on `device` (module doc)."""
+                    device: str | DistEnv = "cpu",
+                    on_estimate: Callable[[Estimate], None] | None = None) -> LabelResult:
+    """Uni-labels of `ds` by `method` (see labelgen.methods.METHODS) on `device` (module doc).
+    `progress(where, fraction, eta_s)` names the stage, run, fold and epoch and covers the
+    whole call; `on_estimate` gets the first estimate of the total, after a few timed steps
+    (labelgen/progress.py)."""
     env = device if isinstance(device, DistEnv) else local(device)
     spec = get_method(method)
-    config = resolve_config(ds, config)
+    config = resolve_config(ds, config, gpu=env.device.type == "cuda")
     visible = ds if spec.reads_truth else without_truth(ds)
-    timings: dict[str, float] = {}
     started = time.perf_counter()
     n_train = visible.size("train")
     seeds = (run_seeds(config, n_train=n_train, seed=seed) if spec.averages_seeds else [seed])
+    tracker = _tracker(spec, config, n_train=n_train, runs=len(seeds), progress=progress,
+                       should_stop=should_stop, on_estimate=on_estimate)
+    timings = tracker.timings
     with seeded(seed):
-        reps_of_runs, outputs = _runs(visible, spec, config, seeds, progress, should_stop,
-                                      timings, env)
+        reps_of_runs, outputs = _runs(visible, spec, config, seeds, tracker, env)
+    tracker.done()
     reps = reps_of_runs[0]
     generated = average_outputs(outputs, seeds, n_train=n_train,
                                 below=config.selection.ensemble_below)
@@ -111,9 +113,24 @@ def generate_labels(ds: MMSADataset, *, method: str,
                        reps=reps)
 
 
+def _tracker(spec: Method, config: LabelgenConfig, *, n_train: int, runs: int,
+             progress: ProgressFn | None, should_stop: StopFn | None,
+             on_estimate: Callable[[Estimate], None] | None) -> Tracker:
+    """The progress of this call: stage 2's steps are known up front for mug."""
+    sel = config.selection
+    folds = 0 if config.stage1.cross_fit_folds or not sel.enabled else sel.cross_fit_folds
+    epochs = steps = None
+    if spec.name == "mug":
+        epochs = effective_epochs(config.stage2, n_train)
+        steps = epochs * -(-n_train // config.stage2.batch_size)
+    return Tracker(runs=runs, stage1=spec.needs_reps, cross_fit_folds=folds,
+                   stage2_steps=steps, stage2_epochs=epochs,
+                   method_stage="stage2" if spec.needs_reps else spec.name,
+                   progress=progress, should_stop=should_stop, on_estimate=on_estimate)
+
+
 def _runs(ds: MMSADataset, spec: Method, config: LabelgenConfig, seeds: list[int],
-          progress: ProgressFn | None, should_stop: StopFn | None, timings: dict[str, float],
-          env: DistEnv) -> tuple[list[CachedReps | None], list[MethodOutput]]:
+          tracker: Tracker, env: DistEnv) -> tuple[list[CachedReps | None], list[MethodOutput]]:
     """Stage 1 of every run (when the method needs it), then the method on each: one run, or
     several to average (labelgen/trust/ensemble.py). Several runs each reseed with their own seed;
     one run keeps the random stream of the caller's `seeded`. Spread over env's ranks as the
@@ -126,40 +143,38 @@ def _runs(ds: MMSADataset, spec: Method, config: LabelgenConfig, seeds: list[int
     def run_seeded(s: int) -> contextlib.AbstractContextManager[None]:
         return seeded(s) if several else contextlib.nullcontext()
 
-    def share(tick: Callable[[float], None], r: int) -> Callable[[float], None]:
-        return lambda f: tick((r + f) / len(seeds))
-
     reps_of_runs: list[CachedReps | None] = [None] * len(seeds)
     if spec.needs_reps:
-        with _stage("stage1", progress, should_stop, timings) as tick:
+        with tracker.stage_of("stage1"):
             def stage1(r: int) -> CachedReps:
                 with run_seeded(seeds[r]):
                     return run_stage1_chosen(ds, config, seed=seeds[r],
                                              snapshots=spec.needs_snapshots,
-                                             on_progress=share(tick, r), env=stage1_env)
+                                             on_progress=tracker.stage1(r), env=stage1_env)
 
             reps_of_runs = list(spread(runs_env, len(seeds), stage1))
-    with _stage("stage2" if spec.needs_reps else spec.name, progress, should_stop,
-                timings) as tick:
+    with tracker.stage_of(tracker.method_stage):
         def method(r: int) -> MethodOutput:
             reps = reps_of_runs[r]
             if reps is not None:  # on this rank's device, wherever stage 1 ran
                 reps = dataclasses.replace(reps, device=str(env.device))
             with run_seeded(seeds[r]):
-                return spec.run(ds, reps, config, seeds[r], on_progress=share(tick, r))
+                return spec.run(ds, reps, config, seeds[r], on_progress=tracker.method(r))
 
         # every rank holds every run's representations, so any rank can run any method
         outputs = spread(env, len(seeds), method)
     return reps_of_runs, outputs
 
 
-def resolve_config(ds: MMSADataset,
-                   config: LabelgenConfig | Mapping[str, Any] | None) -> LabelgenConfig:
-    """A LabelgenConfig as is; a mapping or None on top of the dataset's preset."""
+def resolve_config(ds: MMSADataset, config: LabelgenConfig | Mapping[str, Any] | None, *,
+                   gpu: bool = False) -> LabelgenConfig:
+    """A LabelgenConfig as is; a mapping or None on top of the dataset's default preset
+    (labelgen.config.default_preset: frozen BERT unless the run has a GPU)."""
     if isinstance(config, LabelgenConfig):
         config.check()
         return config
-    return config_from_dict(config or {}, preset=preset_for_dataset(ds.attrs, ds.label_bound))
+    return config_from_dict(config or {},
+                            preset=preset_for_dataset(ds.attrs, ds.label_bound, gpu=gpu))
 
 
 def without_truth(ds: MMSADataset) -> MMSADataset:
@@ -214,22 +229,3 @@ def seeded(seed: int) -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
-
-
-@contextlib.contextmanager
-def _stage(name: str, progress: ProgressFn | None, should_stop: StopFn | None,
-           timings: dict[str, float]) -> Iterator[Callable[[float], None]]:
-    started = time.perf_counter()
-
-    def tick(fraction: float) -> None:
-        if should_stop is not None and should_stop():
-            raise Cancelled(f"cancelled during {name}")
-        if progress is not None:
-            elapsed = time.perf_counter() - started
-            eta = elapsed * (1 - fraction) / fraction if fraction > 0 else None
-            progress(name, fraction, eta)
-
-    tick(0.0)
-    yield tick
-    tick(1.0)
-    timings[f"{name}_s"] = time.perf_counter() - started

@@ -28,10 +28,12 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from labelgen.config import PRESETS, LabelgenConfig, load_config, preset_for_dataset
+from labelgen.config import PRESETS, LabelgenConfig, default_preset, load_config
 from mugcore.data.schema import MMSADataset
-from mugcore.device import check_device
+from mugcore.device import check_device, pick_device
 from mugcore.errors import UserError
+from mugcore.progress_display import duration
+from mugcore.threads import apply_threads, resolve_threads
 from storage import JobInfo, JobLost, LabelStore
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,8 @@ JOB_KIND = "labelgen"
 MAX_OPTIONS_BYTES = 16 * 1024
 # How often a job's child checks that its worker is still alive.
 _ORPHAN_CHECK_S = 0.5
-# Share of a job's progress bar that stage 1 takes when the method needs it.
-STAGE1_SHARE = 0.8
+# The job's `stage` column holds at most this many characters.
+STAGE_CHARS = 64
 
 
 class JobOptionsError(UserError):
@@ -99,9 +101,15 @@ def check_options(options: Mapping[str, Any], *, where: str = "body.") -> dict[s
     return canonical
 
 
-def job_config(options: Mapping[str, Any], ds: MMSADataset) -> LabelgenConfig:
-    preset = options.get("preset") or preset_for_dataset(ds.attrs, ds.label_bound)
-    return load_config(preset=preset, overrides=options.get("overrides") or {})
+def job_config(options: Mapping[str, Any], ds: MMSADataset, *,
+               gpu: bool = False) -> tuple[LabelgenConfig, str]:
+    """(config, a log line saying which preset and why): the job's preset, or the one
+    `labelgen run` would choose for the dataset on this device."""
+    preset, why = options.get("preset"), "the job's option"
+    if not preset:
+        preset, why = default_preset(ds.attrs, ds.label_bound, gpu=gpu)
+    config = load_config(preset=preset, overrides=options.get("overrides") or {})
+    return config, f"preset {preset} ({why})"
 
 
 @dataclass(frozen=True)
@@ -114,18 +122,6 @@ class WorkerSettings:
     cancel_grace_s: float = 2.0  # time a cancelled child gets before it is killed
     once: bool = False  # run until the queue is empty, then return
     device: str = "auto"  # where jobs whose `device` option is auto run (mugcore.device)
-
-
-def overall_progress(method: str, stage: str, fraction: float) -> float:
-    """A job's progress in [0, 1] from its current stage's: stage 1 dominates when a method
-    needs it (stage 2 runs on cached representations)."""
-    from labelgen.methods import get_method
-
-    fraction = min(max(float(fraction), 0.0), 1.0)
-    if not get_method(method).needs_reps:
-        return fraction
-    return STAGE1_SHARE * fraction if stage == "stage1" else \
-        STAGE1_SHARE + (1 - STAGE1_SHARE) * fraction
 
 
 # ---------------------------------------------------------------------- child process
@@ -174,15 +170,26 @@ def _child_main(conn: Connection, stop: Any, features: str, options: dict[str, A
         logging.getLogger(name).addHandler(handler)
         logging.getLogger(name).setLevel(logging.INFO)
     from labelgen.generate import Cancelled, generate_labels
+    from labelgen.progress import Estimate
     from mugcore.data.io import load_dataset
 
     try:
         ds = load_dataset(features, validate=False)
-        config = job_config(options, ds)
+        threads, why = resolve_threads(None)
+        apply_threads(threads)
+        config, preset_line = job_config(options, ds, gpu=pick_device(device).type == "cuda")
+        for line in (preset_line, why):
+            send(("log", line))
+
+        def on_estimate(e: Estimate) -> None:
+            extra = (f"; {duration(e.total_s + e.cross_fit_s)} if stage 1 is cross-fitted"
+                     if e.cross_fit_s else "")
+            send(("log", f"estimated total: {duration(e.total_s)} ({e.basis}){extra}"))
+
         result = generate_labels(
             ds, method=options["method"], config=config, seed=options["seed"],
-            progress=lambda stage, fraction, eta_s: send(("progress", stage, fraction, eta_s)),
-            should_stop=stop.is_set, device=device)
+            progress=lambda where, fraction, eta_s: send(("progress", where, fraction, eta_s)),
+            should_stop=stop.is_set, device=device, on_estimate=on_estimate)
         send(("result", result))
     except Cancelled:
         send(("cancelled",))
@@ -296,10 +303,13 @@ class Worker:
             if message is not None:
                 kind = message[0]
                 if kind == "progress":
-                    if message[1] != stage:
-                        self.store.append_job_log(job.id, f"stage {message[1]} started")
-                    stage, eta = message[1], message[3]
-                    progress = overall_progress(options["method"], stage, message[2])
+                    # (where: "stage1 run 1/3 fold 2/3 epoch 4/15", fraction and ETA of the
+                    # whole job); the log notes each new stage, not each epoch
+                    where = str(message[1])[:STAGE_CHARS]
+                    if where.split(" ")[0] != stage.split(" ")[0]:
+                        self.store.append_job_log(job.id, f"stage {where.split(' ')[0]} started")
+                    stage, progress, eta = where, min(max(float(message[2]), 0.0), 1.0), \
+                        message[3]
                 elif kind == "log":
                     self.store.append_job_log(job.id, message[1])
                 elif kind == "result":

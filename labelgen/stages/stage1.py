@@ -20,6 +20,7 @@ depend on the number of ranks.
 """
 
 import copy
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +41,22 @@ from mugcore.models.multimodal_net import MultimodalNet, NetConfig
 from mugcore.models.text_encoder import BertTextEncoder
 from mugcore.models.text_states import frozen_text_states
 
-OnProgress = Callable[[float], None]
+
+@dataclass(frozen=True)
+class Stage1Tick:
+    """Where a stage-1 training is after a batch: what progress bars name and ETAs use."""
+
+    fold: int  # 0-based training of this run_stage1 call (the fold when cross-fitting)
+    folds: int  # K when cross-fitting, 0 for the one plain training
+    epoch: int  # 1-based epoch under way
+    max_epochs: int
+    best_epoch: int  # the best epoch so far (0: none yet); early stopping waits `patience`
+    patience: int
+    batch: int  # batches done in this epoch
+    batches: int  # batches per epoch of this training
+
+
+OnProgress = Callable[[Stage1Tick], None]
 EVAL_BATCH = 128
 
 
@@ -113,7 +129,7 @@ class TrainRun:
 
 def train_model(ds: MMSADataset, config: Stage1Config, net: NetConfig, *, seed: int,
                 train_rows: np.ndarray | None = None, snapshot_rows: np.ndarray | None = None,
-                on_batch: Callable[[], None] | None = None,
+                on_batch: Callable[[int, int, int], None] | None = None,
                 device: torch.device | str = "cpu") -> TrainRun:
     """Train one PretrainNet on `train_rows` of the train split, early-stopped on valid."""
     torch.manual_seed(seed)  # the same initialisation for every fold
@@ -144,13 +160,14 @@ def train_model(ds: MMSADataset, config: Stage1Config, net: NetConfig, *, seed: 
     for epoch in range(1, config.max_epochs + 1):
         model.train()
         started = time.perf_counter()
+        done_before = iterations
         for batch in loader:
             optimizer.zero_grad()
             stage1_loss(model, batch, config).backward()
             optimizer.step()
             iterations += 1
-            if on_batch is not None:
-                on_batch()
+            if on_batch is not None:  # (epoch, its batches so far, best epoch)
+                on_batch(epoch, iterations - done_before, best_epoch)
             if config.max_iterations and iterations >= config.max_iterations:
                 break
         train_seconds += time.perf_counter() - started
@@ -215,25 +232,18 @@ def run_stage1(ds: MMSADataset, config: Stage1Config, *, seed: int, snapshots: b
     else:
         fits = [None]
         own = [{s: np.arange(ds.size(s)) for s in SPLITS}]
-    # Progress counts batches against the most this rank's trainings can take; early
-    # stopping jumps ahead.
-    clips_per_run = n_train * (k - 1) // k if k else n_train
-    per_run = config.max_epochs * -(-clips_per_run // config.batch_size)
-    if config.max_iterations:
-        per_run = min(per_run, config.max_iterations)
-    planned = len(range(env.rank, len(fits), env.world_size)) * per_run
-    done = 0
 
-    def on_batch() -> None:
-        nonlocal done
-        done += 1
+    def on_batch(f: int, epoch: int, batch: int, best_epoch: int) -> None:
         if on_progress is not None:
-            on_progress(min(done / planned, 1.0))
+            rows = n_train if fits[f] is None else len(fits[f])
+            on_progress(Stage1Tick(fold=f, folds=k, epoch=epoch, max_epochs=config.max_epochs,
+                                   best_epoch=best_epoch, patience=config.patience,
+                                   batch=batch, batches=-(-rows // config.batch_size)))
 
     def train(f: int) -> _Training:
         run = train_model(ds, config, net, seed=seed, train_rows=fits[f],
                           snapshot_rows=own[f]["train"] if snapshots else None,
-                          on_batch=on_batch, device=env.device)
+                          on_batch=functools.partial(on_batch, f), device=env.device)
         rows = {s: extract(run.model, ds, s, None if fits[f] is None else own[f][s])
                 for s in SPLITS}
         summary = {"epochs": run.epochs, "best_epoch": run.best_epoch,
