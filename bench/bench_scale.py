@@ -15,7 +15,9 @@ Steps, each a separate process timed with /usr/bin/time (wall seconds, peak RSS)
              the dataset's ground-truth uni-labels; the full run is estimated as
              epoch x epochs x seeds of the default preset (an upper bound: early stopping);
 5. labelgen  `labelgen run --method mug` with the default preset, published to the store;
-6. api       one-clip lookups (p99) and bulk export (NPZ, HDF5) with that label set stored.
+6. api       one-clip lookups (p99) and bulk export (NPZ, HDF5) with that label set stored;
+7. eta       (not MOSEI) `mug` on a MOSI-sized set in this process, its ETA every 10 s
+             against the final wall time.
 
     nice -n 10 python bench/bench_scale.py runs/scale [--steps generate,import,...]
         [--scale 1.0] > runs/scale/bench.log 2>&1
@@ -45,7 +47,7 @@ from mugcore.data.synth import PRESETS, make_synthetic
 
 PRESET = "mosei-unaligned"
 CHUNKS = 8  # independent draws of the world; about 1 GB of features each at full size
-STEPS = ("generate", "import", "upload", "trainer", "labelgen", "api")
+STEPS = ("generate", "import", "upload", "trainer", "labelgen", "api", "eta")
 BIG_KEYS = ("text", "audio", "vision")
 
 
@@ -170,6 +172,45 @@ def api_reads(directory: Path, seconds: float) -> dict[str, Any]:
             "load_before": before, "load_after": loadavg()}
 
 
+def eta_record(directory: Path) -> dict[str, Any]:
+    """`mug` with the default preset on a MOSI-sized synthetic set (1,284 train clips, seed 7)
+    in this process, its ETA recorded every 10 s: how far each estimate made after the first
+    minute is from the final wall time (issue 18: within 30 %)."""
+    from labelgen.generate import generate_labels
+    from mugcore.data.io import load_dataset
+    from mugcore.data.synth import make_synthetic
+    from mugcore.threads import apply_threads, resolve_threads
+
+    path = directory / "mosi-seed7.h5"
+    if not path.exists():
+        from mugcore.data.io import save_dataset
+
+        save_dataset(make_synthetic("mosi", n_train=1284, n_valid=229, n_test=686, seed=7), path)
+    ds = load_dataset(path)
+    apply_threads(resolve_threads(None)[0])
+    records: list[tuple[float, str, float | None]] = []
+    started = time.perf_counter()
+    last = [-10.0]
+
+    def progress(where: str, fraction: float, eta: float | None) -> None:
+        now = time.perf_counter() - started
+        if now - last[0] >= 10:
+            last[0] = now
+            records.append((round(now, 1), where, None if eta is None else round(eta, 1)))
+
+    before = loadavg()
+    result = generate_labels(ds, method="mug", seed=1, progress=progress)
+    wall = time.perf_counter() - started
+    errors = [(t, (t + eta) / wall - 1) for t, _, eta in records if eta is not None and t >= 60]
+    quality = result.quality["train"] if result.quality else {}
+    return {"wall_s": round(wall, 1), "records": records, "load_before": before,
+            "load_after": loadavg(),
+            "worst_error_after_60s": max((abs(e) for _, e in errors), default=None),
+            "errors_after_60s": [(t, round(e, 3)) for t, e in errors],
+            "mae_vs_copy": {m: round(q["mae"] / q["copy_mae"] - 1, 4)
+                            for m, q in quality.items()}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -212,8 +253,10 @@ def main() -> int:
             r = timed([str(bin_dir / "labelgen"), "run", "--data", str(d / "mosei.h5"),
                        "--method", "mug", "--seed", "1", "--out", str(d / "labels.h5"),
                        "--store", str(d / "store"), "--dataset", "mosei"], d / "labelgen.log")
-        else:
+        elif step == "api":
             r = api_reads(d, args.seconds)
+        else:
+            r = eta_record(d)
         results[step] = r
         out.write_text(json.dumps(results, indent=2))
         print(json.dumps({step: r}, indent=2), flush=True)
