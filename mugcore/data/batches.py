@@ -10,9 +10,10 @@ masks covers. The encoders read lengths and masks, so this changes speed only (t
 which cuts the padding that is left; batches stay shuffled among themselves (see
 `length_buckets`).
 
-`make_loader(device=...)` moves a split's arrays to the device once per (dataset, split,
-device), kept until the dataset is garbage-collected, and gathers batches there: a GPU run
-copies its data once, not once per batch.
+`make_loader(device=...)` turns a split's arrays into tensors on the device once per
+(dataset, split, device), kept until the dataset is garbage-collected, and gathers batches
+there: a GPU run copies its data once, not once per batch, and stage 1's many loaders (one per
+training, one per evaluation) share one conversion, on the CPU too.
 """
 
 import weakref
@@ -31,7 +32,7 @@ Batch = dict[str, Tensor]
 # Batches per pool that length_buckets sorts: large enough to find clips of like length,
 # small enough that which clips meet in a batch still changes from epoch to epoch.
 BUCKET_POOL = 50
-_on_device: dict[tuple[int, str, str], dict[str, Tensor]] = {}
+_on_device: dict[tuple[int, str, str], tuple[dict[str, Tensor], dict[str, Tensor]]] = {}
 
 
 def _float(a: ArrayLike) -> Tensor:
@@ -145,15 +146,23 @@ class _BucketedShuffle(Sampler[int]):
         return len(self.lengths)
 
 
-def _device_tensors(ds: MMSADataset, split: str, tensors: dict[str, Tensor],
-                    device: torch.device) -> dict[str, Tensor]:
-    """`tensors` (split_tensors without targets and weights) on `device`, copied once."""
+def _lengths(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """What cutting a batch reads, on the CPU: audio/vision lengths and the text extent."""
+    return {**{k: tensors[k] for k in LENGTH_KEYS.values()},
+            "text_extent": text_extent(tensors["text_bert"])}
+
+
+def _cached_split(ds: MMSADataset, split: str,
+                  device: torch.device) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """(split_tensors on `device`, their CPU lengths), made once per (ds, split, device)."""
     key = (id(ds), split, str(device))
     if key not in _on_device:
+        tensors = split_tensors(ds, split)
         # Dropped with the dataset, so a later object that reuses its id starts afresh.
         weakref.finalize(ds, _on_device.pop, key, None)
-        _on_device[key] = {k: t.to(device) for k, t in tensors.items()}
-    return dict(_on_device[key])
+        _on_device[key] = ({k: t.to(device) for k, t in tensors.items()}, _lengths(tensors))
+    tensors, lengths = _on_device[key]
+    return dict(tensors), lengths
 
 
 class _Gather:
@@ -218,14 +227,15 @@ def make_loader(
         raise UserError("pass shuffle=False with a sampler: the sampler decides the order")
     if bucket_by_length and not shuffle:
         raise UserError("bucket_by_length orders shuffled batches: pass shuffle=True")
-    tensors = split_tensors(ds, split, targets, weights)
+    if device is None:
+        tensors = split_tensors(ds, split, targets, weights)
+        lengths = _lengths(tensors)
+    else:
+        tensors, lengths = _cached_split(ds, split, torch.device(device))
+        if targets or weights:  # per loader: they change between runs
+            extra = split_tensors(ds, split, targets, weights)
+            tensors.update({k: t.to(device) for k, t in extra.items() if k not in tensors})
     n = ds.size(split)
-    lengths = {k: tensors[k] for k in LENGTH_KEYS.values()}
-    lengths["text_extent"] = text_extent(tensors["text_bert"])
-    if device is not None and torch.device(device).type != "cpu":
-        base = split_tensors(ds, split)
-        tensors = {**_device_tensors(ds, split, base, torch.device(device)),
-                   **{k: t.to(device) for k, t in tensors.items() if k not in base}}
     if text_states is not None:
         if text_states.shape[0] != n:
             raise UserError(f"text_states has {text_states.shape[0]} rows but split {split} "

@@ -136,3 +136,19 @@ def test_bf16_bert_is_refused_on_the_cpu(tiny: MMSADataset) -> None:
     config = load_config(preset="mosi", overrides=[*TINY, "stage1.bf16_bert=true"])
     with pytest.raises(UserError, match="^stage1.bf16_bert needs a GPU"):
         run_stage1(tiny, config.stage1, seed=0)
+
+
+def test_loader_on_a_device_gives_the_batches_of_a_plain_one(tiny: MMSADataset) -> None:
+    from mugcore.data.batches import make_loader
+
+    targets = {"text": np.arange(48, dtype=np.float32)}
+    for kwargs in ({"shuffle": False, "indices": np.arange(5, 40)},
+                   {"shuffle": True, "seed": 4, "bucket_by_length": True, "targets": targets}):
+        plain = list(make_loader(tiny, "train", batch_size=8, **kwargs))
+        for _ in range(2):  # the second time from the cached tensors
+            placed = list(make_loader(tiny, "train", batch_size=8, device="cpu", **kwargs))
+            assert len(placed) == len(plain)
+            for a, b in zip(plain, placed, strict=True):
+                assert a.keys() == b.keys()
+                for key in a:
+                    torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
