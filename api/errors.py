@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mugcore.errors import DatasetError, UnsafePickleError, UserError
-from storage.errors import Conflict, NotFound
+from storage.errors import Conflict, DamagedStore, DiskFull, NotFound, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,18 @@ def _user_error_status(exc: UserError) -> int:
         return 404
     if isinstance(exc, Conflict):
         return 409
+    if isinstance(exc, DamagedStore):
+        return 503  # the server's files, not the request: see /readyz, `labelgen store check`
+    if isinstance(exc, DiskFull):
+        return 507
     if isinstance(exc, DatasetError) or getattr(exc, "field", None):
         return 422  # a named field with a bad value: a validation error like FastAPI's own
     return 400
 
 
 async def _user_error(_: Request, exc: UserError) -> JSONResponse:
+    if isinstance(exc, DamagedStore | DiskFull):
+        log.error("%s", exc)
     field = getattr(exc, "field", None)
     if isinstance(exc, DatasetError) and field is None:
         field = "file"
@@ -109,6 +115,16 @@ def _methods_of(request: Request, first: str) -> str:
     return ", ".join(sorted(methods))
 
 
+async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+    """A full disk met outside the store's own writes (an upload being streamed to disk)."""
+    if is_disk_full(exc):
+        # Whatever was being written has been removed by its writer (temp names, renamed
+        # only when whole); the client may try again once space is freed.
+        return await _user_error(request, DiskFull(
+            "the server's disk is full; nothing was stored (try again once space is freed)"))
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error in %s %s", request.method, request.url.path)
     return JSONResponse(error_body("internal error; see the server log", None), status_code=500)
@@ -119,4 +135,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(UserError, _user_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OSError, _os_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)

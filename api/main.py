@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("api")
 
 RESTART_DELAY_S = 2.0
+# Bytes per second a request must arrive at, on average, once it has taken the read timeout.
+MIN_REQUEST_RATE = 1024.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from api.app import create_app
+    from api.serving import guarded_h11
     from api.settings import load_settings
     from mugcore.errors import UserError
     from storage import LabelStore
@@ -128,8 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     pool = WorkerPool(settings)
     pool.start()
     try:
+        http = guarded_h11(idle_s=settings.read_timeout_s, grace_s=settings.read_timeout_s,
+                           min_rate=MIN_REQUEST_RATE)
         config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
-                                log_level=settings.log_level, access_log=False)
+                                log_level=settings.log_level, access_log=False, http=http)
         uvicorn.Server(config).run()
     finally:
         pool.stop()

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from labelgen.config import PRESETS
 from labelgen.methods import METHODS
+from mugcore.device import DEVICES
 
 # SQL integer ids are 64-bit: larger numbers cannot name anything (and would overflow SQLite).
 MAX_ID = 2**63 - 1
@@ -18,6 +19,7 @@ JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 # Enums in the OpenAPI document, from the registries the worker checks against.
 MethodName = Literal[tuple(METHODS)]  # type: ignore[valid-type]
 PresetName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
+DeviceName = Literal[DEVICES]  # type: ignore[valid-type]
 
 
 class ErrorOut(BaseModel):
@@ -37,6 +39,9 @@ class JobOptions(BaseModel):
         default_factory=dict, max_length=64,
         description='config overrides by dotted key, e.g. {"stage1.max_epochs": 2}')
     seed: int = Field(0, ge=0, le=2**31 - 1, strict=True)  # strict: false is no seed
+    device: DeviceName = Field("auto", description="where stages 1-2 run: cuda when the "
+                               "worker sees a GPU (auto), cpu, or cuda (refused with 422 "
+                               "when this server has no GPU)")
 
 
 class DatasetPath(BaseModel):

@@ -30,6 +30,9 @@ class Settings(WorkerEnvSettings):
                                     "'uploads' inside the store's file root")
     max_upload_bytes: int = Field(2 * 1024**3, gt=0, description="largest accepted upload")
     page_limit: int = Field(1000, gt=0, description="most labels per JSON page")
+    read_timeout_s: float = Field(30.0, gt=0, le=3600, description=(
+        "a connection whose client sends nothing for this long, or sends a request at under "
+        "1 KiB/s once it has taken this long, is closed (slow clients hold no connection)"))
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     @field_validator("write_token", "read_token", "data_root", "upload_dir", mode="before")

@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 FILE_FIELD = "file"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 PICKLE_PROTO = b"\x80"
+# How a pickle of a dict (an MMSA file's top level) starts: protocol 2 and later with PROTO,
+# protocol 0 with MARK ("(dp0"), protocol 1 with EMPTY_DICT ("}q"). The CLI reads every
+# protocol through the same restricted unpickler, so the API admits them all too.
+DATASET_PICKLE_STARTS = (PICKLE_PROTO, b"(", b"}")
 TEMP_PREFIX = ".upload-"
 # Multipart framing (boundaries, part headers) on top of the file itself.
 FRAMING_SLACK = 64 * 1024
@@ -57,10 +62,13 @@ class Upload:
             self._lock.close()
 
 
+Sniff = Callable[[bytes, str | None], str]
+
+
 def sniff_suffix(head: bytes, filename: str | None) -> str:
     if head.startswith(HDF5_SIGNATURE):
         return ".h5"
-    if head.startswith(PICKLE_PROTO):
+    if head.startswith(DATASET_PICKLE_STARTS):
         return ".pkl"
     raise ApiError(422, "file: not an MMSA pickle (.pkl) or project HDF5 (.h5) file "
                    f"(content of {filename or 'the upload'} starts with {head[:8]!r})",
@@ -81,9 +89,10 @@ def _too_large(limit: int) -> ApiError:
 class _Sink:
     """Parser callbacks: write the `file` part to disk, counting bytes, reject anything else."""
 
-    def __init__(self, directory: Path, limit: int) -> None:
+    def __init__(self, directory: Path, limit: int, sniff: Sniff = sniff_suffix) -> None:
         self.directory = directory
         self.limit = limit
+        self.sniff = sniff
         self.temp = directory / f"{TEMP_PREFIX}{uuid.uuid4().hex}.part"
         self.out: BinaryIO | None = None
         self.size = 0
@@ -167,7 +176,7 @@ class _Sink:
         os.fsync(self.out.fileno())
         with open(self.temp, "rb") as f:
             head = f.read(len(HDF5_SIGNATURE))
-        final = self.temp.with_suffix(sniff_suffix(head, self.filename))
+        final = self.temp.with_suffix(self.sniff(head, self.filename))
         os.replace(self.temp, final)
         # Shared from now on: HDF5 takes a shared lock of its own to read the file, and a
         # cleaner's exclusive one still fails.
@@ -176,8 +185,10 @@ class _Sink:
         return Upload(final, self.filename, self.size, out)
 
 
-async def receive_upload(request: Request, directory: Path, limit: int) -> Upload:
-    """Stream the multipart body's `file` field into `directory`; ApiError on any problem."""
+async def receive_upload(request: Request, directory: Path, limit: int, *,
+                         sniff: Sniff = sniff_suffix) -> Upload:
+    """Stream the multipart body's `file` field into `directory`; ApiError on any problem.
+    `sniff(head, filename)` gives the file's suffix from its first bytes (or raises)."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -188,7 +199,7 @@ async def receive_upload(request: Request, directory: Path, limit: int) -> Uploa
         raise _too_large(limit)  # refused before a byte of the body is read
     directory.mkdir(parents=True, exist_ok=True)
     remove_stale_uploads(directory)
-    sink = _Sink(directory, limit)
+    sink = _Sink(directory, limit, sniff)
     parser = MultipartParser(boundary, sink.callbacks())
     try:
         drained = 0

@@ -3,6 +3,7 @@ side by side, in one run, on one SYNTHETIC MOSI-shaped pickle.
 
     python bench/bench_peer.py [--iterations 20] [--rounds 2] [--threads 2]
     python bench/bench_peer.py --stage3-set net.finetune_bert=false   # any trainer --set
+    python bench/bench_peer.py --device cuda   # on a GPU (bench/bench_gpu.py runs it so)
 
 What it does:
 
@@ -26,7 +27,9 @@ offline: HF_HUB_OFFLINE=1), batch 32, `--threads` torch threads (OMP_NUM_THREADS
 DataLoader without workers. Each measurement is a fresh process: an iteration is the time
 from one training step's start to the next (batch loading, forward, backward, optimiser
 step); the first `--warmup` are dropped, then `--iterations` are kept. Peak RSS is the
-process's own maximum resident set (getrusage), loading included. `--rounds` repeats the
+process's own maximum resident set (getrusage), loading included; with `--device cuda` a
+step's time ends at a CUDA synchronisation, and the peak GPU memory torch allocated is kept
+too. `--rounds` repeats the
 three, rotating their order, so that load from other jobs on the machine falls on all of
 them alike; the load average is printed before and after. Results: a table and ratios on
 stdout, everything in WORKDIR/results.json.
@@ -113,11 +116,15 @@ def build_peer_venv(venv: Path) -> Path:
 # -- our two measurements, run as child processes of this script ------------------------------
 
 
-def _stamps() -> tuple[list[float], Any]:
+def _stamps(device: str = "cpu") -> tuple[list[float], Any]:
+    import torch
+
     times: list[float] = []
     last = [time.perf_counter()]
 
-    def stamp() -> None:
+    def stamp(*_: object) -> None:  # on_batch may pass where the training is; unused
+        if device == "cuda":  # a GPU step is done when its kernels are, not when queued
+            torch.cuda.synchronize()
         now = time.perf_counter()
         times.append(now - last[0])
         last[0] = now
@@ -139,12 +146,13 @@ def child_stage3(args: argparse.Namespace) -> list[float]:
     targets = align_targets(ds, UniLabels.ground_truth(ds), "train")
     cfg = load_config("mosi", [f"batch_size={args.batch_size}", "seeds=[1]", *args.set])
     with tempfile.TemporaryDirectory() as out:
-        recipe = Stage3Recipe(config=cfg, ds=ds, targets=targets, env=distributed.init("cpu"),
+        recipe = Stage3Recipe(config=cfg, ds=ds, targets=targets,
+                              env=distributed.init(args.device),
                               out_dir=Path(out), seed=1, meta={}, progress=False)
         recipe.setup()
         recipe.net.train()
         n = args.warmup + args.iterations
-        times, stamp = _stamps()
+        times, stamp = _stamps(args.device)
         epoch = 0
         while len(times) < n:
             recipe.sampler.set_epoch(epoch)
@@ -171,9 +179,9 @@ def child_stage1(args: argparse.Namespace) -> list[float]:
     config = load_config(REPO / "configs" / "mosi.yaml", overrides=[
         f"stage1.batch_size={args.batch_size}", "stage1.max_epochs=1",
         f"stage1.max_iterations={n + 1}", *args.set])
-    times, stamp = _stamps()
+    times, stamp = _stamps(args.device)
     train_model(ds, config.stage1, NetConfig.from_dataset(ds, **config.stage1.net), seed=0,
-                on_batch=stamp)
+                on_batch=stamp, device=args.device)
     # on_batch fires after a step: the first interval also holds the set-up, like a warm-up.
     return times[1:]
 
@@ -181,8 +189,12 @@ def child_stage1(args: argparse.Namespace) -> list[float]:
 def run_child(args: argparse.Namespace) -> int:
     times = {"stage3": child_stage3, "stage1": child_stage1}[args.system](args)
     kept = times[args.warmup:args.warmup + args.iterations]
+    import torch
+
     print(json.dumps({"seconds_per_iteration": kept,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "peak_gpu_mb": (torch.cuda.max_memory_allocated() / 2**20
+                                      if args.device == "cuda" else None)}))
     return 0
 
 
@@ -193,7 +205,7 @@ def measure(system: str, args: argparse.Namespace, data: Path, peer_python: Path
             checkpoint: Path) -> dict[str, Any]:
     common = ["--data", str(data), "--iterations", str(args.iterations), "--warmup",
               str(args.warmup), "--threads", str(args.threads), "--batch-size",
-              str(args.batch_size)]
+              str(args.batch_size), "--device", args.device]
     if system == "self_mm":
         assert peer_python is not None
         cmd = [str(peer_python), str(REPO / "bench" / "peer_selfmm.py"), *common,
@@ -248,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="interleaved repeats of the three")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where all three train (cuda: the peer's python needs a CUDA torch)")
     p.add_argument("--systems", default=",".join(SYSTEMS),
                    help=f"comma-separated subset of {', '.join(SYSTEMS)}")
     p.add_argument("--stage3-set", action="append", default=[], metavar="KEY=VALUE",
@@ -262,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         c.add_argument("--warmup", type=int, required=True)
         c.add_argument("--threads", type=int, required=True)
         c.add_argument("--batch-size", type=int, required=True)
+        c.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
         c.add_argument("--set", action="append", default=[])
         return run_child(c.parse_args(argv[1:]))
     args = p.parse_args(argv)
@@ -294,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(rounds)
     report = {"setup": {"iterations": args.iterations, "warmup": args.warmup,
                         "rounds": args.rounds, "threads": args.threads,
-                        "batch_size": args.batch_size, "stage3_set": args.stage3_set,
+                        "batch_size": args.batch_size, "device": args.device,
+                        "stage3_set": args.stage3_set,
                         "stage1_set": args.stage1_set, "checkpoint": str(checkpoint),
                         "cpu_count": os.cpu_count(), "data": "SYNTHETIC, MOSI-shaped"},
               "load_average_before": load_before, "load_average_after": load_average(),

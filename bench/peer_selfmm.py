@@ -39,18 +39,14 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=1111)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: MMSA's gpu_ids=[0] (the first GPU)")
     args = p.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    set_device = torch.cuda.set_device
-
-    def cpu_shim(device: Any) -> None:
-        if torch.device(device).type == "cuda":
-            set_device(device)
-
-    torch.cuda.set_device = cpu_shim
+    install_cpu_shim()
 
     from MMSA.models.multiTask import SELF_MM  # the network class
     from MMSA.run import MMSA_run
@@ -74,7 +70,8 @@ def main() -> int:
     }
     started = time.perf_counter()
     with contextlib.suppress(_Enough):
-        MMSA_run("self_mm", "mosi", config=config, seeds=[args.seed], gpu_ids=[],
+        MMSA_run("self_mm", "mosi", config=config, seeds=[args.seed],
+                 gpu_ids=[0] if args.device == "cuda" else [],
                  num_workers=0, verbose_level=0, model_save_dir=args.workdir / "models",
                  res_save_dir=args.workdir / "results", log_dir=args.workdir / "logs")
     steps = [b - a for a, b in zip(starts, starts[1:], strict=False)][args.warmup:]
@@ -84,10 +81,26 @@ def main() -> int:
     print(json.dumps({
         "seconds_per_iteration": steps[:args.iterations],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": (torch.cuda.max_memory_allocated() / 2**20
+                        if args.device == "cuda" else None),
         "wall_s": time.perf_counter() - started,
         "torch": torch.__version__, "threads": torch.get_num_threads(),
     }))
     return 0
+
+
+def install_cpu_shim() -> None:
+    """MMSA calls `torch.cuda.set_device(args['device'])` even for the CPU device, which raises
+    without CUDA: skip the call for a CPU device (bench/peer_mmsa_interop.py uses it too)."""
+    import torch
+
+    set_device = torch.cuda.set_device
+
+    def cpu_shim(device: Any) -> None:
+        if torch.device(device).type == "cuda":
+            set_device(device)
+
+    torch.cuda.set_device = cpu_shim
 
 
 def _hidden(checkpoint: Path) -> int:

@@ -82,6 +82,9 @@ class Stage1Config:
     # training batches of clips with like text length (less padding for BERT); see
     # docs/results.md for its effect
     bucket_by_length: bool = False
+    # on a GPU: BERT alone under bf16 autocast (its matrix products are what bf16 speeds up;
+    # the LSTMs and heads stay float32); refused on a CPU. bench/bench_gpu.py measures it
+    bf16_bert: bool = False
 
     def check(self) -> None:
         _positive(self, "batch_size", "max_epochs", "patience", "projector_hidden", "lr",
@@ -270,17 +273,38 @@ PRESETS: dict[str, dict[str, Any]] = {
         "stage2": {"hidden": 32},
     },
 }
+# A family's preset for a CPU: its text encoder's BERT frozen, so its [CLS] states are computed
+# once (mugcore.models.text_states) where fine-tuning runs BERT forward and backward on every
+# batch, which took hours for MOSI and a day for MOSEI on 2 cores (issue 18).
+CPU_SUFFIX = "-cpu"
+for _family in ("mosi", "mosei", "sims"):
+    _stage1 = PRESETS[_family].get("stage1", {})
+    PRESETS[_family + CPU_SUFFIX] = {**PRESETS[_family], "stage1": {
+        **_stage1, "net": {**_stage1.get("net", {}), "finetune_bert": False}}}
 
 # The preset of each known dataset family (`preset` attribute of a dataset file).
 DATASET_PRESETS = {"mosi": "mosi", "mosei": "mosei", "sims": "sims"}
 
 
-def preset_for_dataset(attrs: Mapping[str, Any], bound: float) -> str:
-    """The preset a dataset gets when no --config names one."""
+def default_preset(attrs: Mapping[str, Any], bound: float, *, gpu: bool) -> tuple[str, str]:
+    """(preset, why) for a dataset when no --config names one: the family's preset (from the
+    file's `preset` attribute, else from the label bound), with a frozen BERT unless the
+    run has a GPU to fine-tune it on."""
     name = str(attrs.get("preset", "")).lower()
     if name in DATASET_PRESETS:
-        return DATASET_PRESETS[name]
-    return "sims" if bound == 1.0 else "mosi"
+        family, source = DATASET_PRESETS[name], f"the file says preset {name!r}"
+    else:
+        family = "sims" if bound == 1.0 else "mosi"
+        source = f"labels in [-{bound:g}, {bound:g}]"
+    if gpu:
+        return family, f"{source}; a GPU: BERT fine-tuned"
+    return family + CPU_SUFFIX, (f"{source}; no GPU: BERT frozen, its [CLS] states computed "
+                                 "once (--config " + family + " fine-tunes it, far slower)")
+
+
+def preset_for_dataset(attrs: Mapping[str, Any], bound: float, *, gpu: bool = False) -> str:
+    """The preset a dataset gets when no --config names one (default_preset's name)."""
+    return default_preset(attrs, bound, gpu=gpu)[0]
 
 
 def load_config(path: Path | str | None = None, *, preset: str | None = None,

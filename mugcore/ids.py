@@ -13,3 +13,8 @@ def plain_int(text: str) -> int | None:
         return None
     value = int(text)
     return value if value <= MAX_ID else None
+
+
+# Clip ids: far longer than any real one ("video$_$clip"); what `/v1/labels/{clip_id}` takes,
+# and what validation lets into a dataset, so that every stored id can be looked up.
+MAX_CLIP_ID = 1024

@@ -2,7 +2,10 @@
 a PermissionError (or a FileExistsError) once its work is done. Each problem is a `UserError`
 naming the flag."""
 
+import os
 import tempfile
+import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mugcore.errors import UserError
@@ -40,3 +43,26 @@ def check_output_dir(path: Path, *, flag: str) -> None:
     while not parent.exists():
         parent = parent.parent
     check_writable_dir(parent, flag=flag, shown=path)
+
+
+def refuse_symlinks(paths: Iterable[Path], *, flag: str) -> None:
+    """A command that writes files by name inside its output directory would follow a link
+    planted there (dangling or not) and create or overwrite its target: refuse any such link
+    before work starts."""
+    for path in paths:
+        if path.is_symlink():
+            raise UserError(f"{flag} {path}: is a symbolic link (to {os.readlink(path)}); "
+                            "outputs are written as files of their own, never through a link: "
+                            "remove it")
+
+
+def replace_file(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp)` to a temporary name beside `path`, then rename it over `path`: the rename
+    replaces a link that appeared at `path` instead of writing through it, and a reader never
+    sees half a file."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

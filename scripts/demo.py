@@ -8,7 +8,7 @@
 4. follow the job with a progress bar;
 5. GET a few clips' uni-labels;
 6. run `trainer run` against the API (stage 3, fast preset);
-7. print what mug decided per modality (noise, safety gate, interval width), the uni-label
+7. print what mug decided per modality (in plain words, one line each), the uni-label
    quality against the synthetic ground truth beside `copy` (the multimodal label as every
    uni-label; lower MAE is better), the test metrics and the label explorer's URL for the
    new label set (at a terminal: wait for Enter);
@@ -142,30 +142,56 @@ def main() -> int:
                       f"{clip['multimodal']:+.2f}  text {clip['text']:+.2f}  "
                       f"audio {clip['audio']:+.2f}  vision {clip['vision']:+.2f}")
 
-        print("[6/8] trainer run against the API")
-        run_dir = work / "run"
+        run_dir, trainer_log = work / "run", work / "trainer.log"
+        print(f"[6/8] trainer run against the API (log {trainer_log})")
         # --data: the API serves labels; the features come from the local copy of the file.
-        subprocess.run([sys.executable, "-m", "trainer.cli", "run", "--store", url,
-                        "--dataset", "demo-mosi", "--label-set", str(label_set["id"]),
-                        "--data", str(data), "--config", "fast", "--seeds", args.seeds,
-                        "--threads", "1", "--out", str(run_dir)], cwd=REPO, check=True)
+        # Its output goes to a log: the demo prints the metrics once, below, with their key.
+        with open(trainer_log, "wb") as log:
+            trained = subprocess.run(
+                [sys.executable, "-m", "trainer.cli", "run", "--store", url, "--dataset",
+                 "demo-mosi", "--label-set", str(label_set["id"]), "--data", str(data),
+                 "--config", "fast", "--seeds", args.seeds, "--threads", "1", "--no-progress",
+                 "--out", str(run_dir)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        if trained.returncode != 0:
+            tail = trainer_log.read_text(errors="replace").splitlines()[-5:]
+            print("demo: trainer run failed:\n" + "\n".join(tail), file=sys.stderr)
+            return 1
         print_results(json.loads((run_dir / "metrics.json").read_text()))
         print(f"      label explorer: {url}/ui/label-sets/{label_set['id']}")
-        if sys.stdin.isatty():  # a person at a terminal; CI and pipes do not wait
+        if sys.stdin is not None and sys.stdin.isatty():  # a person; CI and pipes do not wait
+            waited = time.monotonic()
             input("      press Enter to stop the server ")
+            started += time.monotonic() - waited  # time spent reading is not the demo's work
     finally:
         print("[8/8] stopping the API server")
         server.terminate()
         server.wait(timeout=60)
 
-    print(f"done in {time.monotonic() - started:.0f} s; report: {run_dir / 'report.md'}")
+    print(f"done in {time.monotonic() - started:.0f} s of work; report: {run_dir / 'report.md'}")
     return 0
 
 
+# Short names of the trainer's test metrics, in the order printed, and what they mean.
+METRIC_NAMES = {"MAE": "MAE", "Corr": "r", "Has0_acc_2": "Acc2", "Has0_F1_score": "F1",
+                "Non0_acc_2": "Acc2*", "Non0_F1_score": "F1*", "Mult_acc_2": "Acc2",
+                "Mult_acc_3": "Acc3", "Mult_acc_5": "Acc5", "Mult_acc_7": "Acc7",
+                "F1_score": "F1"}
+METRIC_KEY = ("key: MAE, r: error and Pearson r; Acc2, F1: sign right (*: zeros left out); "
+              "AccK: K classes")
+
+
 def print_results(result: dict) -> None:
-    print(f"[7/8] test metrics (SYNTHETIC data; {len(result['per_seed'])} seed(s)):")
-    for name, mean in result["test"]["mean"].items():
-        print(f"      {name:>14}: {mean:.4f} ± {result['test']['std'][name]:.4f}")
+    seeds = len(result["per_seed"])
+    print(f"[7/8] stage-3 model on the test split (SYNTHETIC data; {seeds} seed(s)"
+          f"{', mean ± sd' if seeds > 1 else ''}):")
+    mean, std = result["test"]["mean"], result["test"]["std"]
+    order = [n for n in METRIC_NAMES if n in mean] + [n for n in mean if n not in METRIC_NAMES]
+    figures = [f"{METRIC_NAMES.get(name, name)} {mean[name]:.3f}"
+               + (f"±{std[name]:.3f}" if seeds > 1 else "") for name in order]
+    half = (len(figures) + 1) // 2 if seeds > 1 else len(figures)  # ± needs two lines
+    for start in range(0, len(figures), half):
+        print("      " + "  ".join(figures[start:start + half]))
+    print(f"      {METRIC_KEY}")
     for line in quality_lines(result.get("unilabel_quality") or {}):
         print(f"      {line}")
 

@@ -18,7 +18,7 @@ from mugcore.data.schema import SPLITS, TRUTH_KEYS, MMSADataset
 from mugcore.data.validate import check_dataset
 from mugcore.errors import UserError, shorten
 from mugcore.ids import plain_int
-from storage.errors import Conflict, NotFound
+from storage.errors import Conflict, NotFound, refuses_full_disk
 from storage.models import ACTIVE_JOB_STATUSES, Clip, Dataset, Job, LabelSet
 from storage.records import DatasetInfo, plain_float, plain_json, utc, utcnow
 
@@ -38,7 +38,9 @@ class DatasetsMixin:
         def _read(self) -> AbstractContextManager[Session]: ...
         def _write(self) -> AbstractContextManager[Session]: ...
         def _forget(self, ids: list[int]) -> None: ...
+        def verified_features_file(self, name: str, rel: str) -> Path: ...
 
+    @refuses_full_disk("registering a dataset")
     def register_dataset(self, name: str, ds: MMSADataset, *, source_format: str) -> DatasetInfo:
         """Add `ds` under `name`, copying its features into the store. The same name with the
         same content hash returns the existing dataset; with other content it is a Conflict."""
@@ -125,8 +127,10 @@ class DatasetsMixin:
                            n_clips=sum(row.split_sizes.values()))
 
     def features_path(self, dataset: str | int) -> Path:
-        """The HDF5 feature file of a dataset (MMSA keys, readable by mugcore.data.io)."""
-        return self.root / self.get_dataset(dataset).features_file
+        """The HDF5 feature file of a dataset (MMSA keys, readable by mugcore.data.io), checked
+        to be a readable HDF5 file (storage.integrity)."""
+        info = self.get_dataset(dataset)
+        return self.verified_features_file(info.name, info.features_file)
 
     def load_features(self, dataset: str | int) -> MMSADataset:
         return load_dataset(self.features_path(dataset), validate=False)

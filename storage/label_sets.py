@@ -18,7 +18,7 @@ from mugcore.errors import UserError, shorten
 from mugcore.ids import plain_int
 from storage import files
 from storage.datasets import as_text
-from storage.errors import Conflict, NotFound
+from storage.errors import Conflict, NotFound, refuses_full_disk
 from storage.models import ACTIVE_JOB_STATUSES, Clip, Dataset, Job, LabelSet
 from storage.records import DatasetInfo, LabelSetInfo, plain_json, utc, utcnow
 from storage.uncertainty import place_uncertainty
@@ -54,6 +54,7 @@ class LabelSetsMixin:
         def get_dataset(self, dataset: str | int) -> DatasetInfo: ...
         def _remember(self, label_set_id: int, arrays: LabelArrays) -> None: ...
         def _forget(self, ids: list[int]) -> None: ...
+        def verified_label_file(self, label_set_id: int, rel: str, sha256: str) -> Path: ...
 
     def _clip_index(self, dataset: DatasetInfo) -> ClipIndex:
         key = (dataset.id, dataset.content_hash)
@@ -70,6 +71,7 @@ class LabelSetsMixin:
             self._clip_indexes[key] = index
         return index
 
+    @refuses_full_disk("publishing a label set")
     def publish_label_set(self, dataset: str | int, labels: Mapping[str, Any], *, method: str,
                           options: Mapping[str, Any], seed: int | None,
                           provenance: Mapping[str, Any] | None = None,
@@ -171,7 +173,8 @@ class LabelSetsMixin:
         self._forget([row.id])
 
     def label_file_path(self, label_set: LabelSetInfo) -> Path:
-        return self.root / label_set.file
+        """The label set's file, checked against the sha256 in its row (storage.integrity)."""
+        return self.verified_label_file(label_set.id, label_set.file, label_set.file_sha256)
 
 
 def parse_label_set_id(label_set: int | str) -> int:

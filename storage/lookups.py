@@ -13,7 +13,7 @@ from mugcore.data.schema import MODALITIES, SPLITS
 from mugcore.errors import UserError, shorten
 from mugcore.ids import plain_int
 from storage import files
-from storage.errors import NotFound
+from storage.errors import DamagedStore, NotFound
 from storage.label_sets import LabelArrays, parse_label_set_id
 from storage.records import ClipLabels, LabelSetInfo, plain_float
 from storage.uncertainty import clip_uncertainty
@@ -35,6 +35,7 @@ class LookupsMixin:
         def get_label_set(self, label_set: int | str = "latest", *,
                           dataset: str | int | None = None) -> LabelSetInfo: ...
         def get_dataset(self, dataset: str | int) -> Any: ...
+        def verified_label_file(self, label_set_id: int, rel: str, sha256: str) -> Path: ...
 
     def _cached_arrays(self, label_set_id: int) -> LabelArrays | None:
         with self._cache_lock:
@@ -49,7 +50,15 @@ class LookupsMixin:
         arrays = self._cached_arrays(label_set_id)
         if arrays is not None:
             return arrays
-        arrays = files.read_label_file(self.root / rel_file)
+        recorded = self._query("SELECT file_sha256 FROM label_sets WHERE id = ?",
+                               (label_set_id,))
+        if recorded:  # a row gone meanwhile: read_label_file says the file is gone
+            self.verified_label_file(label_set_id, rel_file, recorded[0][0])
+        try:
+            arrays = files.read_label_file(self.root / rel_file)
+        except OSError as exc:  # its sha256 matched: written wrong, not changed since
+            raise DamagedStore(f"label set {label_set_id}: its file {rel_file} cannot be "
+                               f"read ({exc})") from None
         self._remember(label_set_id, arrays)
         return arrays
 

@@ -12,11 +12,13 @@ The methods live by concern in mixins: `storage.datasets`, `storage.label_sets`,
 `storage.lookups` and `storage.jobs`; this module opens and closes the store.
 """
 
+import fcntl
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from storage.engines import (
     schema_revision,
     sqlite_engine,
 )
+from storage.integrity import IntegrityMixin
 from storage.jobs import JobsMixin
 from storage.label_sets import LABELS_DIR, ClipIndex, LabelArrays, LabelSetsMixin
 from storage.lookups import LookupsMixin
@@ -45,13 +48,48 @@ from storage.models import Dataset, LabelSet
 log = logging.getLogger(__name__)
 
 SQLITE_FILE = "store.db"
+LOCK_FILE = "store.db.open-lock"  # flocked while a process checks or makes the schema
+LOCKED_RETRIES = 6
 # Dataset files are written by `save_dataset`, which holds no lock we can test; a crashed
 # registration's leftovers are removed once they are this old and no row names them.
 DATASET_FILE_GRACE_S = 3600.0
 LABEL_FILE_GRACE_S = 5.0
 
 
-class LabelStore(DatasetsMixin, LabelSetsMixin, LookupsMixin, JobsMixin):
+@contextmanager
+def _first_open_lock(root: Path | None) -> Iterator[None]:
+    """Serialise the opens of one SQLite store on this machine while its schema is checked and
+    made: a brand-new database switches to WAL and runs its migration, and SQLite answers some
+    of what processes racing there do with "database is locked" at once, without waiting out
+    its busy timeout (seen under load with several processes opening a new store). PostgreSQL
+    stores serialise with an advisory lock in `migrate` instead."""
+    try:
+        lock = open(root / LOCK_FILE, "a+b") if root is not None else None  # noqa: SIM115
+    except OSError:  # a read-only store: nobody can be making its schema
+        lock = None
+    if lock is None:
+        yield
+        return
+    with lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        yield  # closing the file lets go of the lock
+
+
+def _retry_locked(step: Callable[[], None]) -> None:
+    """`step()`, tried again a few times while SQLite says "database is locked": another
+    machine's process (which the file lock does not reach, e.g. over NFS) may hold it briefly."""
+    for attempt in range(LOCKED_RETRIES):
+        try:
+            step()
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) or attempt == LOCKED_RETRIES - 1:
+                raise
+            log.info("store database locked on open; trying again (%d)", attempt + 1)
+            time.sleep(0.05 * 2 ** attempt)
+
+
+class LabelStore(DatasetsMixin, LabelSetsMixin, LookupsMixin, JobsMixin, IntegrityMixin):
     """The label store. Open with `LabelStore.open(location, files=...)`; use as a context
     manager or call `close()`. Safe to share between threads; each process opens its own."""
 
@@ -65,6 +103,8 @@ class LabelStore(DatasetsMixin, LabelSetsMixin, LookupsMixin, JobsMixin):
         self._cache_lock = threading.Lock()
         self._array_cache: OrderedDict[int, LabelArrays] = OrderedDict()
         self._clip_indexes: dict[tuple[int, str], ClipIndex] = {}
+        self._verdict_lock = threading.Lock()
+        self._verdicts: dict[str, tuple[tuple[int, int], str | None]] = {}
 
     @classmethod
     def open(cls, location: str | os.PathLike, *, files: str | os.PathLike | None = None,
@@ -97,10 +137,11 @@ class LabelStore(DatasetsMixin, LabelSetsMixin, LookupsMixin, JobsMixin):
             store = cls(engine=engine, write_engine=sqlite_engine(db_url, "BEGIN IMMEDIATE"),
                         lookup_engine=engine, root=root, location=str(root))
         try:
-            if not create and schema_revision(store._engine) is None:
-                raise UserError(f"no label store in database {store.location}; check --store, "
-                                "or create one with `labelgen run --store`")
-            migrate(store._engine, store._write_engine)
+            with _first_open_lock(None if is_url(location) else root):
+                if not create and schema_revision(store._engine) is None:
+                    raise UserError(f"no label store in database {store.location}; check "
+                                    "--store, or create one with `labelgen run --store`")
+                _retry_locked(lambda: migrate(store._engine, store._write_engine))
             for sub in (DATASETS_DIR, LABELS_DIR):
                 (root / sub).mkdir(exist_ok=True)
             store.clean_stray_files()

@@ -2,6 +2,12 @@
 values follow from their seed, so a reader can tell a whole label set from a mixed or partial
 one. THE DATA IS RANDOM AND SYNTHETIC: features carry no signal."""
 
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import numpy as np
 
 from mugcore.data.schema import SPLITS, TRUTH_KEYS, MMSADataset
@@ -72,3 +78,30 @@ def seeded_uncertainty(unilabels: dict[str, np.ndarray], seed: int) -> dict[str,
         out[f"{m}_upper"] = (unilabels[m] + 1.645 * std * rng.uniform(0.5, 1.5, n)
                              ).astype(np.float32)
     return out
+
+
+@contextmanager
+def small_tmpfs(mount: Path, megabytes: int) -> Iterator[Path]:
+    """A tmpfs of `megabytes` mounted on `mount` (for full-disk tests); the test is skipped
+    where this machine does not let it mount one (no privilege)."""
+    import pytest
+
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs",
+                        str(mount)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill_disk(directory: Path, leave: int) -> Path:
+    """A file that takes all the free space of `directory`'s file system but `leave` bytes."""
+    filler = directory / "filler"
+    with open(filler, "wb") as f:
+        chunk = b"\0" * (1 << 20)
+        while shutil.disk_usage(directory).free > leave + len(chunk):
+            f.write(chunk)
+        f.write(b"\0" * max(0, shutil.disk_usage(directory).free - leave))
+    return filler

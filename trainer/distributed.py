@@ -1,16 +1,16 @@
-"""torchrun support: one process group (gloo on CPU, NCCL on GPU), sharding, gathering.
+"""DDP for stage 3: sharding of the global batch and gathering of predictions over ranks.
 
-Without torchrun (no WORLD_SIZE in the environment) everything here degrades to a single
-process, so the recipe has one code path. Sharding keeps the *global* batch what a single
-process would see: the same seeded permutation (DistributedSampler's), each rank taking
-every world_size-th clip of it, so rank r's k-th local batch is its part of the k-th
-global batch. With DDP averaging gradients, 1 process at batch B and N processes at B/N
-make the same step up to float summation order.
+The device and the torchrun process group (gloo on CPU, NCCL on GPU) are mugcore.device's,
+shared with labelgen; they are re-exported here for the recipe. Without torchrun everything
+degrades to a single process, so the recipe has one code path.
+
+Sharding keeps the *global* batch what a single process would see: the same seeded
+permutation (DistributedSampler's), each rank taking every world_size-th clip of it, so rank
+r's k-th local batch is its part of the k-th global batch. With DDP averaging gradients, 1
+process at batch B and N processes at B/N make the same step up to float summation order.
 """
 
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,40 +19,11 @@ from torch import Tensor
 from torch.utils.data import DistributedSampler, Sampler
 
 from mugcore.data.batches import length_buckets
+from mugcore.device import DistEnv, barrier, init, shutdown
 from mugcore.errors import UserError
 
-
-@dataclass(frozen=True)
-class DistEnv:
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        """Only rank 0 writes files, prints reports and shows progress bars."""
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def init(device: str = "auto") -> DistEnv:
-    """Join the torchrun process group if there is one; pick this rank's device."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
-    if use_cuda and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available")
-    dev = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
-    if use_cuda:
-        torch.cuda.set_device(dev)
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return DistEnv(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
+__all__ = ["DistEnv", "EpochOrder", "barrier", "eval_indices", "gather_predictions", "init",
+           "local_batch_size", "mean_over_ranks", "set_threads", "shutdown", "train_indices"]
 
 
 def set_threads(n: int) -> None:
@@ -62,11 +33,6 @@ def set_threads(n: int) -> None:
         raise UserError(f"--threads: must be >= 0, got {n}")
     if n:
         torch.set_num_threads(n)
-
-
-def shutdown(env: DistEnv) -> None:
-    if env.distributed and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def local_batch_size(env: DistEnv, global_batch: int) -> int:
@@ -144,8 +110,3 @@ def mean_over_ranks(env: DistEnv, total: float, count: int) -> float:
     t = torch.tensor([total, float(count)], dtype=torch.float64)
     dist.all_reduce(t)
     return float(t[0] / t[1].clamp(min=1))
-
-
-def barrier(env: DistEnv) -> None:
-    if env.distributed:
-        dist.barrier()

@@ -148,6 +148,8 @@ class Stage3Recipe:
         self.weights = weights if config.beta > 0 else None
         self.env = env
         self.seed = seed
+        self.where = f"seed {seed}"  # the progress bar's label (trainer run: seed k of n)
+        self.on_step: Callable[[], None] | None = None  # after each training step (estimates)
         self.meta = meta  # dataset / label-set facts stored with the checkpoints
         self.dir = out_dir / f"seed_{seed}"
         self.progress = progress and env.is_main
@@ -242,7 +244,7 @@ class Stage3Recipe:
         if self.env.is_main:
             self.dir.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=cfg.epochs * len(self.loader), initial=st.epoch * len(self.loader),
-                   desc=f"seed {self.seed}", unit="it", leave=False,
+                   desc=self.where, unit="it", leave=False,
                    disable=None if self.progress else True)  # None: off when not a terminal
         while st.epoch < cfg.epochs and not (cfg.patience and st.bad_epochs >= cfg.patience):
             self.net.train()
@@ -250,8 +252,12 @@ class Stage3Recipe:
             total = total_m = 0.0
             count = 0
             started = time.perf_counter()
+            bar.set_description_str(f"{self.where} epoch {st.epoch + 1}/{cfg.epochs}",
+                                    refresh=False)
             for batch in self.loader:
                 loss, loss_m = self.train_step(batch)
+                if self.on_step is not None:
+                    self.on_step()
                 size = len(batch["y"])
                 total, total_m, count = total + loss * size, total_m + loss_m * size, count + size
                 bar.update()

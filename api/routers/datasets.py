@@ -1,6 +1,8 @@
 """Datasets: upload (or register a server-side file), list, show, delete, bulk label export."""
 
 import io
+import time
+import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -9,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 
 from api.cursors import decode_cursor, encode_cursor
 from api.deps import LabelSetDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
@@ -19,6 +22,7 @@ from api.schemas import (
     DatasetList,
     DatasetOut,
     DatasetPath,
+    DeviceName,
     IdPath,
     LabelPage,
     MethodName,
@@ -27,16 +31,19 @@ from api.schemas import (
 from api.settings import Settings
 from api.uploads import Upload, receive_upload
 from labelgen.config import parse_override
+from labelgen.interop.mmsa_export import with_labels
 from labelgen.service.worker import check_options
-from mugcore.data.io import load_dataset
+from mugcore.data.io import load_dataset, save_dataset
 from mugcore.data.schema import MMSADataset
 from mugcore.errors import DatasetError, UserError
-from storage import LabelStore
+from storage import LabelSetInfo, LabelStore
 from storage.files import LABEL_KEYS, VALUE_KEYS
 from storage.records import DatasetInfo, plain_floats
 from storage.uncertainty import rows_uncertainty
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+# An MMSA export file older than this is a leftover (sending one takes seconds to minutes).
+EXPORT_GRACE_S = 6 * 3600.0
 
 # The request body is read by hand (streamed to disk), so its schema is declared here.
 _UPLOAD_BODY: dict[str, Any] = {
@@ -114,13 +121,15 @@ async def create_dataset(
     method: Annotated[MethodName, Query()] = "mug",
     preset: Annotated[PresetName | None, Query()] = None,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    device: Annotated[DeviceName, Query(description="where stages 1-2 run")] = "auto",
     set: Annotated[list[str], Query(max_length=64, description="config override "
                                     "'section.key=value' (repeatable)")] = (),  # type: ignore[assignment]
 ) -> dict[str, Any]:
     options = None
     if generate:  # checked before the upload is read: a bad option costs no transfer
         options = check_options({"method": method, "preset": preset, "seed": seed,
-                                 "overrides": _parse_overrides(set)}, where="query.")
+                                 "device": device, "overrides": _parse_overrides(set)},
+                                where="query.")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         body = _json_body(await request.body())  # capped by api.limits
@@ -198,13 +207,19 @@ def _decode_cursor(cursor: str | None, total: int) -> int:
 
 @router.get("/{dataset_id}/labels", dependencies=[ReadAccess], operation_id="export_labels",
             response_model=LabelPage,
-            responses={200: {"content": {"application/x-npz": {}, "application/x-hdf5": {}},
-                             "description": "a JSON page, or the whole label set as NPZ/HDF5"}},
-            summary="All labels of a dataset's label set: JSON pages, or whole as NPZ or HDF5")
+            responses={200: {"content": {"application/x-npz": {}, "application/x-hdf5": {},
+                                         "application/x-mmsa-pickle": {}},
+                             "description": "a JSON page, or the whole label set as NPZ/HDF5, "
+                                            "or in an MMSA pickle of the dataset"}},
+            summary="All labels of a dataset's label set: JSON pages, or whole as NPZ, HDF5 "
+                    "or in an MMSA pickle")
 def export_labels(
     dataset_id: IdPath, store: StoreDep, settings: SettingsDep,
     label_set: LabelSetDep,
-    format: Annotated[Literal["json", "npz", "hdf5"], Query()] = "json",
+    format: Annotated[Literal["json", "npz", "hdf5", "mmsa"], Query(description=(
+        "mmsa: the dataset as an MMSA pickle with this label set's uni-labels in "
+        "regression_labels_T/_A/_V (and classification_labels_T/_A/_V), the rest as "
+        "imported; its provenance is GET /v1/label-sets/{id}"))] = "json",
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
 ) -> Any:
@@ -214,6 +229,8 @@ def export_labels(
         return FileResponse(store.label_file_path(info), media_type="application/x-hdf5",
                             filename=f"{info.dataset}-labels-{info.id}.h5")
     arrays = store.read_labels(info.id)
+    if format == "mmsa":
+        return _mmsa_export(store, info, arrays)
     if format == "npz":
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
@@ -232,3 +249,23 @@ def export_labels(
     return {"dataset_id": info.dataset_id, "label_set_id": info.id, "total": total,
             "items": items, "next_cursor": encode_cursor(stop) if stop < total else None}
 
+
+
+def _mmsa_export(store: LabelStore, info: LabelSetInfo,
+                 arrays: dict[str, np.ndarray]) -> FileResponse:
+    """The dataset's MMSA pickle with the label set's uni-labels, written to a temporary file
+    (a MOSEI-size pickle is gigabytes: never held in memory) that goes once it is sent."""
+    ds = with_labels(store.load_features(info.dataset_id), arrays)
+    # Not the upload directory: its cleaner removes every file no request has locked.
+    directory = store.root / "exports"
+    directory.mkdir(exist_ok=True)
+    for old in directory.glob(".export-*.pkl"):  # left by a crash mid-send
+        if time.time() - old.stat().st_mtime > EXPORT_GRACE_S:
+            old.unlink(missing_ok=True)
+    path = directory / f".export-{uuid.uuid4().hex}.pkl"
+    save_dataset(ds, path)
+    return FileResponse(path, media_type="application/x-mmsa-pickle",
+                        filename=f"{info.dataset}-labels-{info.id}.pkl",
+                        headers={"X-Label-Set-Id": str(info.id),
+                                 "Link": f'</v1/label-sets/{info.id}>; rel="describedby"'},
+                        background=BackgroundTask(path.unlink, missing_ok=True))

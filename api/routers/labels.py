@@ -12,12 +12,9 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import LabelSetDep, ReadAccess, StoreDep
 from api.schemas import ClipLabelsOut
-from mugcore.ids import plain_int
+from mugcore.ids import MAX_CLIP_ID, plain_int
 
 router = APIRouter(prefix="/v1/labels", tags=["labels"])
-
-# Far longer than any real clip id ("video$_$clip"); longer ones name nothing.
-MAX_CLIP_ID = 1024
 
 
 # `:path`: clip ids may hold '/' (sent as is or as %2F).

@@ -4,8 +4,8 @@
 
 from fastapi import APIRouter
 
-from api.ui import auth, jobs, pages
+from api.ui import auth, compare, jobs, pages
 
 router = APIRouter()
-for module in (auth, pages, jobs):
+for module in (auth, pages, compare, jobs):
     router.include_router(module.router)

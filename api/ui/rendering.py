@@ -30,14 +30,19 @@ class LoginNeeded(Exception):  # noqa: N818 -- a signal to show the login form, 
     """The server wants a read token and the request brought none that is valid."""
 
 
-def num(value: Any, digits: int = 4) -> str:
-    """Numbers for people: floats to `digits` significant digits; None as a dash."""
+def num(value: Any, digits: int = 3) -> str:
+    """Numbers for people: floats to `digits` significant digits, trailing zeros kept (0.700
+    beside 0.645, not 0.7), whole numbers beyond them without an exponent; None as a dash."""
     if value is None:
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.{digits}g}"
+        if not math.isfinite(value):
+            return str(value)
+        if abs(value) >= 10 ** digits:
+            return f"{value:.0f}"
+        return f"{value:#.{digits}g}".rstrip(".")  # '#' keeps zeros, and a bare '100.'
     return str(value)
 
 

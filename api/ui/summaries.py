@@ -1,12 +1,15 @@
-"""One-line summaries of a label set's quality figures, safety-gate decisions and uncertainty,
-for the datasets page. Provenance is nested JSON whose keys vary by method and version: only
-the keys documented for it are read, and anything else is left to the full (generic) view on
-the label set's own page."""
+"""Summaries of a label set's quality figures, safety-gate decisions and uncertainty, for the
+datasets page and the top of a label set's page. Provenance is nested JSON whose keys vary by
+method and version: only the keys documented for it are read, and anything else is left to the
+full (generic) view folded away on the label set's own page."""
 
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from api.ui.rendering import num
+from labelgen.trust.report import plain_decision
 from mugcore.data.schema import MODALITIES
 
 QUALITY_FIGURES = ("mae", "copy_mae", "corr", "copy_corr")
@@ -53,3 +56,29 @@ def uncertainty_summary(uncertainty: Any) -> str | None:
         return f"none: {reason}" if reason else "none"
     level = uncertainty.get("level")
     return method if level is None else f"{method}, level {num(level, 3)}"
+
+
+def trust_rows(provenance: Mapping[str, Any], quality: list[dict[str, Any]],
+               arrays: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Per modality, what a researcher reads first: the gate's decision and why (plain words,
+    as `labelgen run` prints them), MAE against truth beside copy's with the change in percent
+    (when the dataset has truth), and the mean width of the per-clip intervals (all clips)."""
+    gate = provenance.get("gate")
+    gate = gate if isinstance(gate, Mapping) else {}
+    by_modality = {q["modality"]: q for q in quality}
+    rows = []
+    for m in MODALITIES:
+        record = gate.get(m)
+        row: dict[str, Any] = {"modality": m, "decision": None, "decided": None, "why": None,
+                               "quality": by_modality.get(m), "change": None, "width": None}
+        if isinstance(record, Mapping) and "decision" in record:
+            row["decision"] = str(record["decision"])
+            row["decided"], row["why"] = plain_decision(record)
+        q = row["quality"]
+        if q and isinstance(q.get("mae"), float) and q.get("copy_mae"):
+            # Rounded here, + 0.0: a change of -0.04 % reads "+0.0%", not "-0.0%".
+            row["change"] = round(100 * (q["mae"] / q["copy_mae"] - 1), 1) + 0.0
+        if f"{m}_upper" in arrays:
+            row["width"] = float(np.mean(arrays[f"{m}_upper"] - arrays[f"{m}_lower"]))
+        rows.append(row)
+    return rows

@@ -18,9 +18,11 @@ from PIL import Image
 
 WIDTH, HEIGHT = 300, 240
 LEFT, RIGHT, TOP, BOTTOM = 44, 10, 24, 36
+SCALE_WIDTH = 46  # room right of a density plot for its colour scale
 GRID_BINS = 36
 HIST_BINS = 40
 BAR_COLOUR = "#3b6ea8"
+DARKEST = np.array([20.0, 60.0, 130.0])  # the fullest cell; a one-clip cell is 25 % of it
 
 
 def _ticks(lo: float, hi: float) -> list[float]:
@@ -36,9 +38,11 @@ def _ticks(lo: float, hi: float) -> list[float]:
 class _Frame:
     """Maps data coordinates into the plot area; collects the SVG elements."""
 
-    def __init__(self, x: tuple[float, float], y: tuple[float, float]) -> None:
+    def __init__(self, x: tuple[float, float], y: tuple[float, float], *,
+                 extra_width: int = 0) -> None:
         self.x0, self.x1 = x
         self.y0, self.y1 = y
+        self.width = WIDTH + extra_width
         self.w = WIDTH - LEFT - RIGHT
         self.h = HEIGHT - TOP - BOTTOM
         self.parts: list[str] = []
@@ -73,7 +77,8 @@ class _Frame:
     def svg(self, label: str) -> Markup:
         body = "".join(self.parts)
         return Markup(f'<svg class="plot" role="img" aria-label="{escape(label)}" '
-                      f'viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '
+                      f'viewBox="0 0 {self.width} {HEIGHT}" width="{self.width}" '
+                      f'height="{HEIGHT}" '
                       f'font-size="10" font-family="sans-serif"><title>{escape(label)}</title>'
                       f'{body}</svg>')
 
@@ -103,13 +108,11 @@ def density(x: np.ndarray, y: np.ndarray, lo: float, hi: float, *, title: str, x
     row = np.clip(((hi - np.asarray(y, dtype=np.float64)) * scale).astype(np.int64), 0,
                   GRID_BINS - 1)  # image rows run top-down, y up
     counts = np.bincount(row * GRID_BINS + col, minlength=GRID_BINS * GRID_BINS)
-    shade = np.log1p(counts) / max(float(np.log1p(counts.max())), 1e-9)
-    # Empty cells white; from light blue (one clip) to dark blue (the fullest cell).
-    level = np.where(counts > 0, 0.25 + 0.75 * shade, 0.0)[:, None]
-    rgb = (255 - level * (255 - np.array([20.0, 60.0, 130.0]))).round().astype(np.uint8)
+    top = int(counts.max()) if counts.size else 0
+    rgb = _shades(counts, top).round().astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(rgb.reshape(GRID_BINS, GRID_BINS, 3), "RGB").save(buffer, "PNG")
-    frame = _Frame((lo, hi), (lo, hi))
+    frame = _Frame((lo, hi), (lo, hi), extra_width=SCALE_WIDTH)
     frame.axes(title, xlabel, ylabel)
     frame.parts.append(
         f'<image x="{LEFT}" y="{TOP}" width="{frame.w}" height="{frame.h}" '
@@ -120,4 +123,40 @@ def density(x: np.ndarray, y: np.ndarray, lo: float, hi: float, *, title: str, x
     frame.parts.append(f'<line x1="{frame.px(lo):.1f}" y1="{frame.py(lo):.1f}" '
                        f'x2="{frame.px(hi):.1f}" y2="{frame.py(hi):.1f}" stroke="#c33" '
                        'stroke-dasharray="3,3"/>')
+    _colour_scale(frame, top)
     return frame.svg(f"{title}: {len(x)} clips")
+
+
+def _shades(counts: np.ndarray, top: int) -> np.ndarray:
+    """RGB (..., 3) of cells holding `counts` clips: white when empty, then from light blue
+    (one clip) to dark blue (`top` clips), on a log scale (a few crowded cells would
+    otherwise wash out everything else)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    share = np.log1p(counts) / max(float(np.log1p(top)), 1e-9)
+    level = np.where(counts > 0, 0.25 + 0.75 * share, 0.0)[..., None]
+    return 255 - level * (255 - DARKEST)
+
+
+def _colour_scale(frame: _Frame, top: int, steps: int = 24) -> None:
+    """A vertical bar right of the plot: the shade of 1 clip at the bottom, of `top` at the
+    top, with those counts (and one in between on the same log scale) written beside it."""
+    x = LEFT + frame.w + 12
+    y0, height = TOP + 14, frame.h - 14
+    top = max(top, 1)
+    parts = frame.parts
+    parts.append(f'<text x="{x - 4}" y="{TOP + 6}">clips</text>')
+    counts = np.expm1(np.linspace(np.log1p(1), np.log1p(top), steps))
+    for i, rgb in enumerate(_shades(counts, top).round().astype(int)):
+        y = y0 + height * (1 - (i + 1) / steps)
+        parts.append(f'<rect x="{x}" y="{y:.1f}" width="10" height="{height / steps + 0.5:.1f}" '
+                     f'fill="rgb({rgb[0]},{rgb[1]},{rgb[2]})"/>')
+    parts.append(f'<rect x="{x}" y="{y0}" width="10" height="{height}" fill="none" '
+                 'stroke="#999"/>')
+    ticks = [1, top]
+    if top >= 10:  # a middle tick, a round count near the scale's middle
+        middle = float(np.expm1((np.log1p(1) + np.log1p(top)) / 2))
+        ticks.insert(1, int(float(f"{middle:.1g}")))
+    span = max(float(np.log1p(top) - np.log1p(1)), 1e-9)
+    for count in dict.fromkeys(ticks):
+        y = y0 + height * (1 - (np.log1p(count) - np.log1p(1)) / span)
+        parts.append(f'<text class="scale-tick" x="{x + 13}" y="{y + 3:.1f}">{count}</text>')

@@ -12,14 +12,8 @@ import h5py
 import numpy as np
 
 from labelgen.interop.compare import compare_rows, default_threshold, format_table
-from labelgen.interop.label_files import (
-    FORMATS,
-    LabelFile,
-    format_for,
-    read_cmc,
-    read_csv,
-    read_selfmm,
-)
+from labelgen.interop.imports import import_label_file
+from labelgen.interop.label_files import FORMATS, format_for, read_csv
 from mugcore.data.h5safety import check_h5_file
 from mugcore.data.hashing import dataset_hash
 from mugcore.data.io import load_dataset
@@ -84,7 +78,7 @@ def read_label_file_for(path: Path) -> tuple[dict[str, np.ndarray], dict[str, An
                                 f"{f.attrs.get('format')!r}, expected {LABEL_FORMAT!r})")
             meta = json.loads(f.attrs.get("meta", "{}"))
         arrays = read_label_file(path)
-    except (OSError, DatasetError, ValueError) as exc:
+    except (OSError, DatasetError, ValueError, TypeError) as exc:
         raise UserError(f"--labels {path}: cannot read ({exc})") from None
     source = {"file": path.name, "file_sha256": sha256_file(path), "format": LABEL_FORMAT,
               "method": meta.get("method"), "seed": meta.get("seed"),
@@ -110,34 +104,6 @@ def store_export_inputs(args: argparse.Namespace
               "label_set_id": ls.id, "method": ls.method, "seed": ls.seed,
               "label_set_sha256": ls.file_sha256, "created_at": ls.created_at.isoformat()}
     return ds, dict(arrays), source
-
-
-def read_labels_for_import(path: Path, fmt: str, *, train_ids: list[str],
-                           train_multimodal: np.ndarray, epoch: int | None,
-                           shown: str | None = None) -> LabelFile:
-    """One reader per format (shared by the CLI and the API's upload)."""
-    if epoch is not None and fmt != "selfmm":
-        raise UserError("--epoch: only the selfmm format has epochs")
-    if fmt == "csv":
-        return read_csv(path, shown=shown)
-    if fmt == "cmc":
-        return read_cmc(path)
-    return read_selfmm(path, train_ids, train_multimodal, epoch=epoch, shown=shown)
-
-
-def import_label_file(store: Any, dataset: str | int, path: Path, fmt: str, *,
-                      epoch: int | None = None, shown: str | None = None) -> tuple[Any, LabelFile]:
-    """Read a label file against `dataset` and publish it; (LabelSetInfo, what was read)."""
-    from storage.imports import dataset_clips, publish_imported
-
-    index = dataset_clips(store, dataset)
-    train = index.split == "train"
-    got = read_labels_for_import(path, fmt, train_ids=index.clip_id[train].tolist(),
-                                 train_multimodal=index.multimodal[train], epoch=epoch,
-                                 shown=shown)
-    info = publish_imported(store, dataset, got.labels, source=got.source,
-                            copy_splits=got.unlabelled_splits, notes=got.notes)
-    return info, got
 
 
 def cmd_import_labels(args: argparse.Namespace) -> int:

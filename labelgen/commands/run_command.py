@@ -5,26 +5,34 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import sys
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import h5py
-from tqdm import tqdm
 
-from labelgen.config import PRESETS, load_config, preset_for_dataset
+from labelgen.config import PRESETS, default_preset, load_config
 from labelgen.methods import METHODS
 from mugcore.data.io import load_dataset
 from mugcore.data.schema import MODALITIES
+from mugcore.device import DEVICES, check_device
 from mugcore.errors import UserError
 from mugcore.outputs import check_new_file
+from mugcore.progress_display import Bar, duration, tell_estimate
+from mugcore.threads import apply_threads, resolve_threads
 from storage.uncertainty import has_uncertainty
 
 if TYPE_CHECKING:
     from labelgen.generate import LabelResult
+    from labelgen.progress import Estimate
 
 OUT_SUFFIXES = (".csv", ".h5", ".hdf5")
 COLUMNS = ("clip_id", "split", "multimodal", "text", "audio", "vision")
+# Named when the estimate is above an hour on a CPU.
+FASTER = ("--config fast (an LSTM over the `text` features, small widths)",
+          "--set stage1.max_epochs=N", "--set selection.cross_fit_folds=0 (no cross-fitting)",
+          "--set selection.enabled=false (3 MUCNs instead of 24)", "a GPU (--device cuda)")
 # Written when the result carries per-clip uncertainty (see storage.uncertainty).
 UNCERTAINTY_COLUMNS = (*(f"{m}_std" for m in MODALITIES),
                        *(f"{m}_{b}" for m in MODALITIES for b in ("lower", "upper")))
@@ -47,6 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override one option, e.g. --set stage2.noise_audio=0.4 (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where stages 1-2 run: cuda when a GPU is visible (auto, the default), "
+                        "cpu, or cuda (an error without a GPU). Under torchrun the "
+                        "cross-fitting folds and seed-averaging runs are spread over the "
+                        "ranks (gloo on the CPU, NCCL on GPUs) and rank 0 writes")
     p.add_argument("--no-contrastive", action="store_true",
                    help="ablation of mug: stage 1 without the CPM's contrastive loss")
     p.add_argument("--no-multimodal-denoising", action="store_true",
@@ -67,7 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "projected multimodal representations (for the t-SNE plot of "
                         "`labelgen report`)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads (default: the idle cores, at most 4; 1 on a busy machine, "
+                        "where more threads only wait for each other)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_run)
 
 
@@ -90,6 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError("--no-contrastive and --no-multimodal-denoising apply to --method mug")
     if not args.data.is_file():
         raise UserError(f"--data {args.data} not found")
+    check_device(args.device)
+    threads, threads_why = resolve_threads(args.threads)  # a bad --threads before any work
     config_path, preset = _config_source(args.config)
     ds = load_dataset(args.data)
     overrides = list(args.overrides)
@@ -97,30 +115,36 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append("stage1.contrastive=false")
     if args.no_multimodal_denoising:
         overrides.append("stage2.multimodal_denoising=false")
-    config = load_config(config_path, overrides=overrides,
-                         preset=preset or preset_for_dataset(ds.attrs, ds.label_bound))
-
-    bars: dict[str, tqdm] = {}
-
-    def progress(stage: str, fraction: float, eta_s: float | None) -> None:
-        if args.no_progress:
-            return
-        if stage not in bars:
-            for bar in bars.values():
-                bar.close()
-            bars[stage] = tqdm(total=1000, desc=stage, unit="‰", leave=True, disable=None,
-                               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
-        bar = bars[stage]
-        bar.update(round(fraction * 1000) - bar.n)
-
     from labelgen.generate import generate_labels  # torch: only when generating
+    from mugcore.device import init, pick_device, shutdown
+
+    gpu = pick_device(args.device).type == "cuda"
+    chosen = None
+    if preset is None and config_path is None:
+        preset, why = default_preset(ds.attrs, ds.label_bound, gpu=gpu)
+        chosen = f"preset {preset} ({why})"
+    config = load_config(config_path, overrides=overrides, preset=preset)
+    env = init(args.device)  # joins torchrun's process group, if any
+    apply_threads(threads)
+    for line in (chosen, threads_why):  # said once the options are known to be good
+        _tell(env.is_main and line is not None, str(line))
+    bar = Bar(enabled=not args.no_progress and env.is_main)
+
+    def on_estimate(e: Estimate) -> None:
+        extra = (f"; {duration(e.total_s + e.cross_fit_s)} if stage 1 is cross-fitted, "
+                 "decided after its first training" if e.cross_fit_s else "")
+        bar.close()  # the line goes above a fresh bar
+        tell_estimate(e.total_s, gpu=gpu, basis=e.basis, faster=FASTER, extra=extra)
 
     try:
         result = generate_labels(ds, method=args.method, config=config, seed=args.seed,
-                                 progress=progress)
+                                 progress=bar.update if env.is_main else None, device=env,
+                                 on_estimate=on_estimate if env.is_main else None)
     finally:
-        for bar in bars.values():
-            bar.close()
+        bar.close()
+        shutdown(env)
+    if not env.is_main:
+        return 0  # every rank holds the same labels; rank 0 writes and reports them
     if args.out is not None:
         write_labels(result, args.out, representations=args.save_representations,
                      contrastive=config.stage1.contrastive)
@@ -146,6 +170,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in quality_lines(result.quality["train"]):
             print(line)
     return 0
+
+
+def _tell(main: bool, line: str) -> None:
+    """A line about the run's choices, on stderr (stdout is for results)."""
+    if main:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _config_source(given: Path | None) -> tuple[Path | None, str | None]:

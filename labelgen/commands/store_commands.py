@@ -1,4 +1,5 @@
-"""`labelgen labels CLIP_ID` and `labelgen store ls | show | rm`: read and manage a label store."""
+"""`labelgen labels CLIP_ID` and `labelgen store ls | show | check | rm`: read, check and manage
+a label store."""
 
 import argparse
 import json
@@ -39,6 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_store_arguments(p)
     _target_arguments(p)
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("check", help="list the store's missing or damaged files",
+                       description="Check every file the store's rows name: each label-set "
+                                   "file against the sha256 recorded when it was published, each "
+                                   "dataset's features file by opening it. Prints one line per "
+                                   "missing or damaged file; exit status 1 if there is any.")
+    add_store_arguments(p)
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("rm", help="delete a dataset (with its label sets) or one label set",
                        description="Delete a dataset with all its label sets and files, or one "
@@ -107,6 +116,20 @@ def cmd_show(args: argparse.Namespace) -> int:
         else:
             info = store.get_label_set(args.label_set).to_dict()
     _print_json(info)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        damage = store.find_damage(deep=True)
+        checked = len(store.list_datasets()) + len(store.list_label_sets())
+    for d in damage:
+        print(f"damaged: {d}")
+    if damage:
+        print(f"store {store.location}: {len(damage)} of {checked} files missing or damaged; "
+              "delete what they belong to (labelgen store rm) or restore them from a backup")
+        return 1
+    print(f"store {store.location}: all {checked} files sound")
     return 0
 
 

@@ -2,10 +2,12 @@
 
 import argparse
 
+from mugcore.device import DEVICES, check_device
+
 # Flag dest -> Settings field; unset flags fall back to MUG_* variables, then the defaults.
 _FLAGS = {"store": "store", "files": "files", "poll_s": "poll_s",
           "stale_s": "job_stale_s", "stale_policy": "job_stale_policy",
-          "max_attempts": "job_max_attempts"}
+          "max_attempts": "job_max_attempts", "device": "device"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="what becomes of such a job: queued again or failed (default requeue)")
     p.add_argument("--max-attempts", type=int, metavar="N",
                    help="a job requeued this often is failed instead (default 3)")
+    p.add_argument("--device", choices=DEVICES,
+                   help="where jobs run unless a job names its device: cuda when a GPU is "
+                        "visible (auto, the default), cpu, or cuda (MUG_DEVICE; an error "
+                        "without a GPU)")
     p.set_defaults(func=cmd_worker)
 
 
@@ -43,5 +49,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = settings_from(WorkerEnvSettings,
                              {field: getattr(args, dest) for dest, field in _FLAGS.items()})
+    check_device(settings.device)  # before serving: a worker without its GPU takes no job
     return run_worker(settings.store, files=settings.files,
                       settings=settings.worker_settings(once=args.once))

@@ -25,6 +25,9 @@ meta loss on the projected multimodal representations"), on the cached stage-1 t
   reason.
 
 Uni-labels: y_u = LCN_u(h_u, y_M) for every clip of every split.
+
+Device: where stage 1 ran (`reps.device`); each modality's representations go there once, and
+the batch order comes from a seeded CPU generator, so a GPU run visits the same batches.
 """
 
 from dataclasses import dataclass
@@ -86,15 +89,17 @@ def meta_loss(lcn: MUCN, predictor: Predictor, h: torch.Tensor, z: torch.Tensor,
 
 def train_lcn(h: torch.Tensor, z: torch.Tensor, y: torch.Tensor, *, bound: float,
               config: MlcConfig, generator: torch.Generator) -> MUCN:
-    """MLC on one modality's train reps (h, z: (N, d_u), y: (N,)); returns the trained LCN."""
+    """MLC on one modality's train reps (h, z: (N, d_u), y: (N,), all on one device);
+    returns the trained LCN there. The networks are built on the CPU, then moved, so every
+    device starts from the same weights."""
     lcn = MUCN(in_dim=h.shape[1], hidden=config.hidden, label_embed_dim=config.label_embed_dim,
-               bound=bound)
-    predictor = Predictor(in_dim=h.shape[1], hidden=config.hidden, dropout=0.0)
+               bound=bound).to(h.device)
+    predictor = Predictor(in_dim=h.shape[1], hidden=config.hidden, dropout=0.0).to(h.device)
     lcn_opt = torch.optim.Adam(lcn.parameters(), lr=config.meta_lr)
     predictor_opt = torch.optim.SGD(predictor.parameters(), lr=config.inner_lr)
     n = len(y)
     for _epoch in range(config.epochs):
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator).to(h.device)
         for start in range(0, n, config.batch_size):
             idx = order[start:start + config.batch_size]
             hb, zb, yb = h[idx], z[idx], y[idx]
@@ -114,10 +119,11 @@ def generate(reps: CachedReps, *, bound: float, config: MlcConfig,
              seed: int) -> dict[str, dict[str, np.ndarray]]:
     """Uni-labels for every split (modality -> split -> (N,)), deterministic given `seed`."""
     train = reps.splits["train"]
-    y_train = torch.as_tensor(train.y, dtype=torch.float32)  # (N,)
+    device = torch.device(reps.device)
+    y_train = torch.as_tensor(train.y, dtype=torch.float32, device=device)  # (N,)
     out: dict[str, dict[str, np.ndarray]] = {}
     for m_index, modality in enumerate(MODALITIES):
-        scale = _Standardiser(train.h[modality], enabled=config.normalise_reps)
+        scale = _Standardiser(train.h[modality], enabled=config.normalise_reps, device=device)
         generator = torch.Generator().manual_seed(seed * 1000 + m_index)
         with torch.random.fork_rng():
             torch.manual_seed(seed * 1000 + m_index)  # network initialisation
@@ -126,7 +132,8 @@ def generate(reps: CachedReps, *, bound: float, config: MlcConfig,
         with torch.no_grad():
             out[modality] = {
                 split: lcn(scale(reps.splits[split].h[modality]),
-                           torch.as_tensor(reps.splits[split].y, dtype=torch.float32)).numpy()
+                           torch.as_tensor(reps.splits[split].y, dtype=torch.float32,
+                                           device=device)).cpu().numpy()
                 for split in SPLITS
             }
         for split, values in out[modality].items():

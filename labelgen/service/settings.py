@@ -32,6 +32,9 @@ class WorkerEnvSettings(BaseSettings):
                                "progress and checks for cancellation")
     cancel_grace_s: float = Field(2.0, ge=0, description="time a cancelled job's process gets "
                                   "to stop before it is killed")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where jobs whose device option is auto run: cuda when a GPU is "
+                            "visible (auto), cpu, or cuda")
 
     @field_validator("files", mode="before")
     @classmethod
@@ -44,7 +47,8 @@ class WorkerEnvSettings(BaseSettings):
         return WorkerSettings(poll_s=self.poll_s, heartbeat_s=self.heartbeat_s,
                               stale_s=self.job_stale_s, stale_policy=self.job_stale_policy,
                               max_attempts=self.job_max_attempts,
-                              cancel_grace_s=self.cancel_grace_s, once=once)
+                              cancel_grace_s=self.cancel_grace_s, once=once,
+                              device=self.device)
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -28,9 +28,12 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from labelgen.config import PRESETS, LabelgenConfig, load_config, preset_for_dataset
+from labelgen.config import PRESETS, LabelgenConfig, default_preset, load_config
 from mugcore.data.schema import MMSADataset
+from mugcore.device import check_device, pick_device
 from mugcore.errors import UserError
+from mugcore.progress_display import duration
+from mugcore.threads import apply_threads, resolve_threads
 from storage import JobInfo, JobLost, LabelStore
 
 log = logging.getLogger(__name__)
@@ -40,8 +43,8 @@ JOB_KIND = "labelgen"
 MAX_OPTIONS_BYTES = 16 * 1024
 # How often a job's child checks that its worker is still alive.
 _ORPHAN_CHECK_S = 0.5
-# Share of a job's progress bar that stage 1 takes when the method needs it.
-STAGE1_SHARE = 0.8
+# The job's `stage` column holds at most this many characters.
+STAGE_CHARS = 64
 
 
 class JobOptionsError(UserError):
@@ -53,11 +56,13 @@ class JobOptionsError(UserError):
 
 
 def check_options(options: Mapping[str, Any], *, where: str = "body.") -> dict[str, Any]:
-    """The canonical options of a job (method, preset, overrides, seed), checked up front so
-    that a bad option is refused when the job is submitted, not when it runs."""
+    """The canonical options of a job (method, preset, overrides, seed, device), checked up
+    front so that a bad option is refused when the job is submitted, not when it runs. The
+    device is checked against this machine: the API's, where its embedded worker runs, and
+    the worker's again when it runs the job."""
     from labelgen.methods import METHODS
 
-    unknown = set(options) - {"method", "preset", "overrides", "seed"}
+    unknown = set(options) - {"method", "preset", "overrides", "seed", "device"}
     if unknown:
         name = sorted(unknown)[0]
         raise JobOptionsError(f"{where}{name}: unknown job option", field=f"{where}{name}")
@@ -80,7 +85,13 @@ def check_options(options: Mapping[str, Any], *, where: str = "body.") -> dict[s
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
         raise JobOptionsError(f"{where}seed: expected an integer in [0, 2^31), got {seed!r}",
                               field=f"{where}seed")
-    canonical = {"method": method, "preset": preset, "overrides": overrides, "seed": seed}
+    device = options.get("device", "auto")
+    try:
+        check_device(device, flag=f"{where}device")
+    except UserError as exc:
+        raise JobOptionsError(str(exc), field=f"{where}device") from exc
+    canonical = {"method": method, "preset": preset, "overrides": overrides, "seed": seed,
+                 "device": device}
     size = len(json.dumps(canonical, default=str))  # YAML may give dates: sized, not stored
     if size > MAX_OPTIONS_BYTES:
         key = "set" if where == "query." else "overrides"
@@ -90,9 +101,15 @@ def check_options(options: Mapping[str, Any], *, where: str = "body.") -> dict[s
     return canonical
 
 
-def job_config(options: Mapping[str, Any], ds: MMSADataset) -> LabelgenConfig:
-    preset = options.get("preset") or preset_for_dataset(ds.attrs, ds.label_bound)
-    return load_config(preset=preset, overrides=options.get("overrides") or {})
+def job_config(options: Mapping[str, Any], ds: MMSADataset, *,
+               gpu: bool = False) -> tuple[LabelgenConfig, str]:
+    """(config, a log line saying which preset and why): the job's preset, or the one
+    `labelgen run` would choose for the dataset on this device."""
+    preset, why = options.get("preset"), "the job's option"
+    if not preset:
+        preset, why = default_preset(ds.attrs, ds.label_bound, gpu=gpu)
+    config = load_config(preset=preset, overrides=options.get("overrides") or {})
+    return config, f"preset {preset} ({why})"
 
 
 @dataclass(frozen=True)
@@ -104,18 +121,7 @@ class WorkerSettings:
     max_attempts: int = 3
     cancel_grace_s: float = 2.0  # time a cancelled child gets before it is killed
     once: bool = False  # run until the queue is empty, then return
-
-
-def overall_progress(method: str, stage: str, fraction: float) -> float:
-    """A job's progress in [0, 1] from its current stage's: stage 1 dominates when a method
-    needs it (stage 2 runs on cached representations)."""
-    from labelgen.methods import get_method
-
-    fraction = min(max(float(fraction), 0.0), 1.0)
-    if not get_method(method).needs_reps:
-        return fraction
-    return STAGE1_SHARE * fraction if stage == "stage1" else \
-        STAGE1_SHARE + (1 - STAGE1_SHARE) * fraction
+    device: str = "auto"  # where jobs whose `device` option is auto run (mugcore.device)
 
 
 # ---------------------------------------------------------------------- child process
@@ -137,10 +143,21 @@ def _exit_if_orphaned(worker_pid: int) -> None:
         time.sleep(_ORPHAN_CHECK_S)
 
 
+def thread_lock_for_bars() -> None:
+    """Give tqdm a thread lock instead of its default multiprocessing one. That one is a named
+    semaphore registered with the worker's resource tracker; a job's process stopped by a
+    signal (a cancel, a stopping server) never unregisters it, and the tracker then warns of a
+    "leaked semaphore" when the server stops. A job's bars are all drawn in one process."""
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
+
+
 def _child_main(conn: Connection, stop: Any, features: str, options: dict[str, Any],
-                worker_pid: int) -> None:
+                worker_pid: int, device: str) -> None:
     # The worker handles SIGINT (Ctrl-C on the terminal reaches the whole process group).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    thread_lock_for_bars()
     threading.Thread(target=_exit_if_orphaned, args=(worker_pid,), daemon=True).start()
     lock = threading.Lock()
 
@@ -153,15 +170,26 @@ def _child_main(conn: Connection, stop: Any, features: str, options: dict[str, A
         logging.getLogger(name).addHandler(handler)
         logging.getLogger(name).setLevel(logging.INFO)
     from labelgen.generate import Cancelled, generate_labels
+    from labelgen.progress import Estimate
     from mugcore.data.io import load_dataset
 
     try:
         ds = load_dataset(features, validate=False)
-        config = job_config(options, ds)
+        threads, why = resolve_threads(None)
+        apply_threads(threads)
+        config, preset_line = job_config(options, ds, gpu=pick_device(device).type == "cuda")
+        for line in (preset_line, why):
+            send(("log", line))
+
+        def on_estimate(e: Estimate) -> None:
+            extra = (f"; {duration(e.total_s + e.cross_fit_s)} if stage 1 is cross-fitted"
+                     if e.cross_fit_s else "")
+            send(("log", f"estimated total: {duration(e.total_s)} ({e.basis}){extra}"))
+
         result = generate_labels(
             ds, method=options["method"], config=config, seed=options["seed"],
-            progress=lambda stage, fraction, eta_s: send(("progress", stage, fraction, eta_s)),
-            should_stop=stop.is_set)
+            progress=lambda where, fraction, eta_s: send(("progress", where, fraction, eta_s)),
+            should_stop=stop.is_set, device=device, on_estimate=on_estimate)
         send(("result", result))
     except Cancelled:
         send(("cancelled",))
@@ -249,7 +277,8 @@ class Worker:
         receiver, sender = ctx.Pipe(duplex=False)
         stop = ctx.Event()
         child = ctx.Process(target=_child_main, name=f"labelgen-job-{job.id}",
-                            args=(sender, stop, str(features), options, os.getpid()))
+                            args=(sender, stop, str(features), options, os.getpid(),
+                                  _job_device(options, self.settings)))
         child.start()
         sender.close()  # ours closed, so recv() sees EOF once the child is gone
         try:
@@ -274,10 +303,13 @@ class Worker:
             if message is not None:
                 kind = message[0]
                 if kind == "progress":
-                    if message[1] != stage:
-                        self.store.append_job_log(job.id, f"stage {message[1]} started")
-                    stage, eta = message[1], message[3]
-                    progress = overall_progress(options["method"], stage, message[2])
+                    # (where: "stage1 run 1/3 fold 2/3 epoch 4/15", fraction and ETA of the
+                    # whole job); the log notes each new stage, not each epoch
+                    where = str(message[1])[:STAGE_CHARS]
+                    if where.split(" ")[0] != stage.split(" ")[0]:
+                        self.store.append_job_log(job.id, f"stage {where.split(' ')[0]} started")
+                    stage, progress, eta = where, min(max(float(message[2]), 0.0), 1.0), \
+                        message[3]
                 elif kind == "log":
                     self.store.append_job_log(job.id, message[1])
                 elif kind == "result":
@@ -286,7 +318,9 @@ class Worker:
                     return self._finish(job, "cancelled")
                 elif kind == "error":
                     if len(message) > 2:
-                        self.store.append_job_log(job.id, message[2])
+                        # The traceback is for whoever runs the worker: server paths and code
+                        # are none of a read-token holder's business, so not in the job log.
+                        log.error("job %d failed:\n%s", job.id, message[2])
                     return self._finish(job, "failed", error=message[1])
             now = time.monotonic()
             if self.stopping:
@@ -351,6 +385,11 @@ class Worker:
             return "abandoned"
         log.info("job %d: %s%s", job.id, status, f" ({error})" if error else "")
         return status
+
+
+def _job_device(options: Mapping[str, Any], settings: WorkerSettings) -> str:
+    """The job's own device, or the worker's for a job that leaves it to `auto`."""
+    return options["device"] if options["device"] != "auto" else settings.device
 
 
 def _end_process(child: Any, *, grace_s: float) -> None:

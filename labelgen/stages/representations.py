@@ -3,7 +3,7 @@
 Encoders are frozen after stage 1, so the unimodal representations h_u, the projected
 multimodal representations z_u = Phi_u(h_M) and the stage-1 predictions of every clip are
 computed once and kept here as float32 numpy arrays. Stage 2 (and ULGM / MLC) then run on
-these arrays and cost a small fraction of stage 1.
+these arrays and cost a small fraction of stage 1, on the device stage 1 used (`device`).
 """
 
 from dataclasses import dataclass, field
@@ -51,12 +51,15 @@ class CachedReps:
     "text"/"audio"/"vision": (N_train, d_u)} representations of the train split; ULGM
     replays its per-epoch momentum rule on them. Empty unless asked for.
     bound: H, the label bound. info: stage-1 facts (epochs, best valid MAE, timings).
+    device: the torch device stage 1 ran on; stage 2 and the baselines that train (mlc) run
+    there too. The arrays themselves stay numpy on the CPU.
     """
 
     splits: dict[str, SplitReps]
     bound: float
     train_snapshots: list[dict[str, np.ndarray]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         assert set(self.splits) == set(SPLITS), f"splits must be {SPLITS}"

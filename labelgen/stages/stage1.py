@@ -11,9 +11,16 @@ initialisation. A train clip's representation comes from the model that never sa
 valid/test clip i takes model i mod K, so every split is a like mixture of the K models.
 Without it a train clip's representation echoes its own multimodal label, which leaves MUCN
 no independent evidence to correct it with.
+
+Device and ranks (`env`, mugcore.device): the networks and the data live on env.device, the
+cache comes back to the CPU as numpy. Under torchrun the K trainings are spread over the
+ranks (`spread`): each trains its folds and extracts their rows, and every rank assembles
+the same cache. A training depends on the seed and its fold alone, so the cache does not
+depend on the number of ranks.
 """
 
 import copy
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,11 +35,28 @@ from labelgen.stages.cpm import ContrastiveProjection
 from labelgen.stages.representations import CachedReps, SplitReps
 from mugcore.data.batches import make_loader
 from mugcore.data.schema import MODALITIES, SPLITS, MMSADataset
+from mugcore.device import DistEnv, local, spread
 from mugcore.errors import UserError
 from mugcore.models.multimodal_net import MultimodalNet, NetConfig
+from mugcore.models.text_encoder import BertTextEncoder
 from mugcore.models.text_states import frozen_text_states
 
-OnProgress = Callable[[float], None]
+
+@dataclass(frozen=True)
+class Stage1Tick:
+    """Where a stage-1 training is after a batch: what progress bars name and ETAs use."""
+
+    fold: int  # 0-based training of this run_stage1 call (the fold when cross-fitting)
+    folds: int  # K when cross-fitting, 0 for the one plain training
+    epoch: int  # 1-based epoch under way
+    max_epochs: int
+    best_epoch: int  # the best epoch so far (0: none yet); early stopping waits `patience`
+    patience: int
+    batch: int  # batches done in this epoch
+    batches: int  # batches per epoch of this training
+
+
+OnProgress = Callable[[Stage1Tick], None]
 EVAL_BATCH = 128
 
 
@@ -75,7 +99,8 @@ def extract(model: PretrainNet, ds: MMSADataset, split: str,
     """Every representation and prediction of the clips `indices` of `split` (all if None)."""
     model.eval()
     loader = make_loader(ds, split, batch_size=EVAL_BATCH, shuffle=False, indices=indices,
-                         text_states=frozen_text_states(model.net, ds, split))
+                         text_states=frozen_text_states(model.net, ds, split),
+                         device=next(model.parameters()).device)
     parts: dict[str, list[np.ndarray]] = {}
     for batch in loader:
         h, h_m, z = model(batch)
@@ -86,7 +111,7 @@ def extract(model: PretrainNet, ds: MMSADataset, split: str,
             row[f"z_{u}"] = z[u]
             row[f"pred_{u}"] = predictors[u](h[u])
         for key, value in row.items():
-            parts.setdefault(key, []).append(value.numpy().astype(np.float32))
+            parts.setdefault(key, []).append(value.float().cpu().numpy())
     return {key: np.concatenate(value) for key, value in parts.items()}
 
 
@@ -104,11 +129,20 @@ class TrainRun:
 
 def train_model(ds: MMSADataset, config: Stage1Config, net: NetConfig, *, seed: int,
                 train_rows: np.ndarray | None = None, snapshot_rows: np.ndarray | None = None,
-                on_batch: Callable[[], None] | None = None) -> TrainRun:
+                on_batch: Callable[[int, int, int], None] | None = None,
+                device: torch.device | str = "cpu") -> TrainRun:
     """Train one PretrainNet on `train_rows` of the train split, early-stopped on valid."""
     torch.manual_seed(seed)  # the same initialisation for every fold
+    # built on the CPU, then moved: the same initial weights on every device
     model = PretrainNet(net=net, projector_hidden=config.projector_hidden,
-                        temperature=config.temperature)
+                        temperature=config.temperature).to(device)
+    if config.bf16_bert:
+        if torch.device(device).type != "cuda":
+            raise UserError("stage1.bf16_bert needs a GPU (--device cuda); on a CPU bf16 "
+                            "only slows BERT down")
+        text = model.net.encoders["text"]
+        if isinstance(text, BertTextEncoder):
+            text.autocast = torch.bfloat16
     bert = [p for n, p in model.named_parameters() if ".bert." in n and p.requires_grad]
     rest = [p for n, p in model.named_parameters() if ".bert." not in n and p.requires_grad]
     groups = [{"params": rest, "lr": config.lr}]
@@ -118,7 +152,7 @@ def train_model(ds: MMSADataset, config: Stage1Config, net: NetConfig, *, seed: 
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay, fused=True)
     loader = make_loader(ds, "train", batch_size=config.batch_size, shuffle=True, seed=seed,
                          indices=train_rows, bucket_by_length=config.bucket_by_length,
-                         text_states=frozen_text_states(model.net, ds, "train"))
+                         text_states=frozen_text_states(model.net, ds, "train"), device=device)
     valid_y = np.asarray(ds.splits["valid"]["regression_labels"], dtype=np.float64)
     best_mae, best_state, best_epoch = float("inf"), None, 0
     iterations, train_seconds, epoch = 0, 0.0, 0
@@ -126,13 +160,14 @@ def train_model(ds: MMSADataset, config: Stage1Config, net: NetConfig, *, seed: 
     for epoch in range(1, config.max_epochs + 1):
         model.train()
         started = time.perf_counter()
+        done_before = iterations
         for batch in loader:
             optimizer.zero_grad()
             stage1_loss(model, batch, config).backward()
             optimizer.step()
             iterations += 1
-            if on_batch is not None:
-                on_batch()
+            if on_batch is not None:  # (epoch, its batches so far, best epoch)
+                on_batch(epoch, iterations - done_before, best_epoch)
             if config.max_iterations and iterations >= config.max_iterations:
                 break
         train_seconds += time.perf_counter() - started
@@ -179,63 +214,69 @@ def fold_of_train_clips(ds: MMSADataset, config: Stage1Config, seed: int) -> np.
 
 
 def run_stage1(ds: MMSADataset, config: Stage1Config, *, seed: int, snapshots: bool = False,
-               on_progress: OnProgress | None = None) -> CachedReps:
-    """Pre-train (once, or K times when cross-fitting) and cache every representation."""
+               on_progress: OnProgress | None = None, env: DistEnv | None = None) -> CachedReps:
+    """Pre-train (once, or K times when cross-fitting) and cache every representation, on
+    env's device (default: the CPU, one process), the K trainings spread over env's ranks."""
+    env = env or local("cpu")
     net = NetConfig.from_dataset(ds, **config.net)
     n_train = ds.size("train")
     k = config.cross_fit_folds
-    # Progress counts batches against the most a run can take; early stopping jumps ahead.
-    clips_per_run = n_train * (k - 1) // k if k else n_train
-    per_run = config.max_epochs * -(-clips_per_run // config.batch_size)
-    if config.max_iterations:
-        per_run = min(per_run, config.max_iterations)
-    planned = max(k, 1) * per_run
-    done = 0
+    # Training f fits the train clips outside fold f and gives the rows of each split that
+    # are its own: the held-out train clips, and valid/test clip i when i mod K = f.
+    if k:
+        folds = fold_of_train_clips(ds, config, seed)
+        fits = [np.flatnonzero(folds != f) for f in range(k)]
+        own = [{"train": np.flatnonzero(folds == f),
+                **{s: np.arange(f, ds.size(s), k) for s in ("valid", "test")}}
+               for f in range(k)]
+    else:
+        fits = [None]
+        own = [{s: np.arange(ds.size(s)) for s in SPLITS}]
 
-    def on_batch() -> None:
-        nonlocal done
-        done += 1
+    def on_batch(f: int, epoch: int, batch: int, best_epoch: int) -> None:
         if on_progress is not None:
-            on_progress(min(done / planned, 1.0))
+            rows = n_train if fits[f] is None else len(fits[f])
+            on_progress(Stage1Tick(fold=f, folds=k, epoch=epoch, max_epochs=config.max_epochs,
+                                   best_epoch=best_epoch, patience=config.patience,
+                                   batch=batch, batches=-(-rows // config.batch_size)))
+
+    def train(f: int) -> _Training:
+        run = train_model(ds, config, net, seed=seed, train_rows=fits[f],
+                          snapshot_rows=own[f]["train"] if snapshots else None,
+                          on_batch=functools.partial(on_batch, f), device=env.device)
+        rows = {s: extract(run.model, ds, s, None if fits[f] is None else own[f][s])
+                for s in SPLITS}
+        summary = {"epochs": run.epochs, "best_epoch": run.best_epoch,
+                   "best_valid_mae": run.best_valid_mae, "iterations": run.iterations,
+                   "train_seconds": run.train_seconds}
+        return _Training(summary=summary, rows=rows, snapshots=run.snapshots)
 
     started = time.perf_counter()
-    if not k:
-        run = train_model(ds, config, net, seed=seed,
-                          snapshot_rows=np.arange(n_train) if snapshots else None,
-                          on_batch=on_batch)
-        runs = [run]
-        rows = {s: extract(run.model, ds, s) for s in SPLITS}
-        train_snapshots = run.snapshots
-    else:
-        folds = fold_of_train_clips(ds, config, seed)
-        runs = []
-        rows = {}
-        held_out = [np.flatnonzero(folds == f) for f in range(k)]
-        for f in range(k):
-            runs.append(train_model(ds, config, net, seed=seed,
-                                    train_rows=np.flatnonzero(folds != f),
-                                    snapshot_rows=held_out[f] if snapshots else None,
-                                    on_batch=on_batch))
-        rows["train"] = _assemble([extract(r.model, ds, "train", held_out[f])
-                                   for f, r in enumerate(runs)], held_out, n_train)
-        for split in ("valid", "test"):
-            n = ds.size(split)
-            mine = [np.arange(f, n, k) for f in range(k)]
-            rows[split] = _assemble([extract(r.model, ds, split, mine[f])
-                                     for f, r in enumerate(runs)], mine, n)
-        train_snapshots = _assemble_snapshots(runs, held_out, n_train) if snapshots else []
+    trainings = spread(env, len(fits), train)
+    rows = {s: _assemble([t.rows[s] for t in trainings], [o[s] for o in own], ds.size(s))
+            for s in SPLITS}
+    train_snapshots = (_assemble_snapshots(trainings, [o["train"] for o in own], n_train)
+                       if snapshots else [])
+    runs = [t.summary for t in trainings]
     info = {
         "net": net.__dict__.copy(),
-        "runs": [{"epochs": r.epochs, "best_epoch": r.best_epoch,
-                  "best_valid_mae": r.best_valid_mae, "iterations": r.iterations,
-                  "train_seconds": r.train_seconds} for r in runs],
-        "seconds_per_iteration": sum(r.train_seconds for r in runs)
-        / max(sum(r.iterations for r in runs), 1),
+        "runs": runs,
+        "seconds_per_iteration": sum(r["train_seconds"] for r in runs)
+        / max(sum(r["iterations"] for r in runs), 1),
         "seconds": time.perf_counter() - started,
     }
     splits = {s: _split_reps(rows[s], ds, s) for s in SPLITS}
     return CachedReps(splits=splits, bound=ds.label_bound, train_snapshots=train_snapshots,
-                      info=info)
+                      info=info, device=str(env.device))
+
+
+@dataclass
+class _Training:
+    """What one training of run_stage1 hands back (plain data: it may travel between ranks)."""
+
+    summary: dict[str, float]
+    rows: dict[str, dict[str, np.ndarray]]  # split -> extracted arrays of the training's rows
+    snapshots: list[dict[str, np.ndarray]]  # per epoch, its held-out train rows
 
 
 def _assemble(parts: list[dict[str, np.ndarray]], rows: list[np.ndarray],
@@ -250,12 +291,12 @@ def _assemble(parts: list[dict[str, np.ndarray]], rows: list[np.ndarray],
     return out
 
 
-def _assemble_snapshots(runs: list[TrainRun], held_out: list[np.ndarray],
+def _assemble_snapshots(trainings: list[_Training], held_out: list[np.ndarray],
                         n_train: int) -> list[dict[str, np.ndarray]]:
     """Epoch e's out-of-fold snapshot; a fold that stopped earlier repeats its last one."""
-    epochs = max(len(r.snapshots) for r in runs)
-    return [_assemble([r.snapshots[min(e, len(r.snapshots) - 1)] for r in runs], held_out,
-                      n_train) for e in range(epochs)]
+    epochs = max(len(t.snapshots) for t in trainings)
+    return [_assemble([t.snapshots[min(e, len(t.snapshots) - 1)] for t in trainings],
+                      held_out, n_train) for e in range(epochs)]
 
 
 def _split_reps(rows: dict[str, np.ndarray], ds: MMSADataset, split: str) -> SplitReps:

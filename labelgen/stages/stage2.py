@@ -14,6 +14,10 @@ and losses, gradients, skip decisions and updates stay per member. A member is a
 its label noise (`Member`); by default one per modality with the configured noise, and the
 noise selection of labelgen/trust/selection.py asks for several noise levels per modality at once,
 which costs little more than one, since a step of this tiny network is mostly overhead.
+
+Device: stage 2 runs where stage 1 did (`reps.device`); the representations go there once.
+Its random numbers (batch order, label noise) come from a seeded CPU generator and are moved
+to the device, so a GPU run draws the same noise as a CPU run.
 """
 
 import time
@@ -80,7 +84,7 @@ def meta_step(model: nn.Module, h: torch.Tensor, z: torch.Tensor, y: torch.Tenso
     y: (G, B) and sigmas broadcastable to (G, B), and applies the skip rule per member.
     """
     params = dict(model.named_parameters())
-    y_noisy = y + sigma * torch.randn(y.shape, generator=generator)  # like y
+    y_noisy = y + sigma * _randn_like(y, generator)
 
     def unimodal_denoising(p: Params) -> torch.Tensor:
         return l1_loss(model, p, h, y_noisy, y)
@@ -90,9 +94,10 @@ def meta_step(model: nn.Module, h: torch.Tensor, z: torch.Tensor, y: torch.Tenso
         _assign(params, fast)
         with torch.no_grad():
             loss = unimodal_denoising(fast)
-        return StepOutcome(inner_loss=loss, skipped=torch.ones(loss.shape, dtype=torch.bool))
+        return StepOutcome(inner_loss=loss, skipped=torch.ones(loss.shape, dtype=torch.bool,
+                                                               device=loss.device))
 
-    y_noisy_test = y + sigma_test * torch.randn(y.shape, generator=generator)  # like y
+    y_noisy_test = y + sigma_test * _randn_like(y, generator)
 
     def multimodal_denoising(p: Params) -> torch.Tensor:
         return l1_loss(model, p, z, y_noisy_test, y)
@@ -102,12 +107,18 @@ def meta_step(model: nn.Module, h: torch.Tensor, z: torch.Tensor, y: torch.Tenso
     grads, fast, after = meta_gradient(params, unimodal_denoising, multimodal_denoising,
                                        alpha=config.inner_lr, second_order=config.second_order)
     after = after.detach()
-    skip = after < before if config.skip_rule else torch.zeros(after.shape, dtype=torch.bool)
+    skip = (after < before if config.skip_rule
+            else torch.zeros(after.shape, dtype=torch.bool, device=after.device))
     with torch.no_grad():
         for name, param in params.items():
             accept = skip.reshape(skip.shape + (1,) * (param.dim() - skip.dim()))
             param.copy_(torch.where(accept, fast[name], param - config.meta_lr * grads[name]))
     return StepOutcome(inner_loss=after, skipped=skip)
+
+
+def _randn_like(y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard normal noise shaped like y, drawn from the (CPU) generator, on y's device."""
+    return torch.randn(y.shape, generator=generator).to(y.device)
 
 
 def _assign(params: Params, values: Params) -> None:
@@ -143,23 +154,27 @@ class TrainedMUCNs:
         padded = {m: self.model.pad(self.scales[m](arrays[m])) for m in MODALITIES}
         return torch.stack([padded[m.modality] for m in self.members])
 
+    @property
+    def device(self) -> torch.device:
+        return self.model.mlp[0].weight.device
+
     @torch.no_grad()
     def correct_rows(self, modality: str, h: np.ndarray, labels_in: np.ndarray) -> np.ndarray:
         """(G, N) corrections of rows h: (N, d_u) of `modality` with input labels (N,), by
         every member (only those of `modality` mean anything)."""
         self.model.eval()
         x = self.model.pad(self.scales[modality](h))  # (N, in_dim)
-        y = torch.as_tensor(labels_in, dtype=torch.float32)
+        y = torch.as_tensor(labels_in, dtype=torch.float32, device=self.device)
         groups = len(self.members)
-        return self.model(x.expand(groups, -1, -1), y.expand(groups, -1)).numpy()
+        return self.model(x.expand(groups, -1, -1), y.expand(groups, -1)).cpu().numpy()
 
     @torch.no_grad()
     def correct(self, split: str, labels_in: np.ndarray) -> np.ndarray:
         """(G, N) corrected labels of `split` given input labels (N,) or (G, N)."""
         self.model.eval()
-        y = torch.as_tensor(labels_in, dtype=torch.float32)
+        y = torch.as_tensor(labels_in, dtype=torch.float32, device=self.device)
         y = y.expand(len(self.members), -1) if y.dim() == 1 else y
-        return self.model(self.inputs(split), y).numpy()
+        return self.model(self.inputs(split), y).cpu().numpy()
 
 
 @dataclass
@@ -206,29 +221,31 @@ def _run_stage2(reps: CachedReps, config: Stage2Config, members: list[Member], *
     train = reps.splits["train"]
     n_train = len(train.y)
     groups = len(members)
-    scales = {m: _Standardiser(train.h[m], enabled=config.normalise_reps) for m in MODALITIES}
+    device = torch.device(reps.device)
+    scales = {m: _Standardiser(train.h[m], enabled=config.normalise_reps, device=device)
+              for m in MODALITIES}
     with torch.random.fork_rng():
-        torch.manual_seed(seed)  # MUCN initialisation
+        torch.manual_seed(seed)  # MUCN initialisation, on the CPU whatever the device
         model = MUCN(in_dim=[train.h[m.modality].shape[1] for m in members],
                      hidden=config.hidden, label_embed_dim=config.label_embed_dim,
-                     bound=reps.bound, output=config.output)
+                     bound=reps.bound, output=config.output).to(device)
 
     mucns = TrainedMUCNs(model=model, members=members, reps=reps, scales=scales)
     h, z = mucns.inputs("train", "h"), mucns.inputs("train", "z")  # (G, N, d)
-    y = torch.as_tensor(train.y, dtype=torch.float32).expand(groups, -1)  # (G, N)
-    sigma = torch.tensor([[m.noise * reps.bound] for m in members])  # (G, 1)
+    y = torch.as_tensor(train.y, dtype=torch.float32, device=device).expand(groups, -1)
+    sigma = torch.tensor([[m.noise * reps.bound] for m in members], device=device)  # (G, 1)
     sigma_test = (torch.full_like(sigma, config.meta_test_noise * reps.bound)
                   if config.meta_test_noise is not None else sigma)
     generator = torch.Generator().manual_seed(seed * 1000)
     epochs = effective_epochs(config, n_train)
     total_steps = epochs * -(-n_train // config.batch_size)
-    skipped = torch.zeros(groups)
-    last_loss = torch.full((groups,), float("nan"))
+    skipped = torch.zeros(groups, device=device)
+    last_loss = torch.full((groups,), float("nan"), device=device)
     done = 0
     averaged = _IterateAverage(model, start=epochs - round(config.average_last * epochs))
     model.train()
     for epoch in range(epochs):
-        order = torch.randperm(n_train, generator=generator)
+        order = torch.randperm(n_train, generator=generator).to(device)
         for start in range(0, n_train, config.batch_size):
             idx = order[start:start + config.batch_size]
             outcome = meta_step(model, h[:, idx], z[:, idx], y[:, idx], sigma=sigma,
@@ -242,6 +259,7 @@ def _run_stage2(reps: CachedReps, config: Stage2Config, members: list[Member], *
     averaged.load()
     out = {split: mucns.correct(split, reps.splits[split].y) for split in SPLITS}  # (G, N)
     labels = {m: {split: out[split][g] for split in SPLITS} for g, m in enumerate(members)}
+    skipped, last_loss = skipped.cpu(), last_loss.cpu()
     info = {m: {"skip_fraction": float(skipped[g]) / max(done, 1),
                 "final_loss": float(last_loss[g])} for g, m in enumerate(members)}
     return Stage2Result(labels=labels, info=info, seconds=time.perf_counter() - started,
@@ -274,11 +292,15 @@ class _IterateAverage:
 
 
 class _Standardiser:
-    """Train-split mean/std scaling of a modality's representations, or the identity."""
+    """Train-split mean/std scaling of a modality's representations, or the identity; the
+    scaled rows come out on `device` (computed in numpy first, as on the CPU)."""
 
-    def __init__(self, train_h: np.ndarray, *, enabled: bool) -> None:
+    def __init__(self, train_h: np.ndarray, *, enabled: bool,
+                 device: torch.device | str = "cpu") -> None:
         self.mean = train_h.mean(axis=0) if enabled else 0.0
         self.std = train_h.std(axis=0) + 1e-6 if enabled else 1.0
+        self.device = device
 
     def __call__(self, x: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor((x - self.mean) / self.std, dtype=torch.float32)
+        return torch.as_tensor((x - self.mean) / self.std, dtype=torch.float32,
+                               device=self.device)

@@ -12,14 +12,14 @@ largest gap exceeds `selection.memorisation_gap`, stage 1 runs again cross-fitte
 """
 
 import dataclasses
-from collections.abc import Callable
 
 import numpy as np
 
 from labelgen.config import LabelgenConfig
 from labelgen.stages.representations import CachedReps, SplitReps
-from labelgen.stages.stage1 import run_stage1
+from labelgen.stages.stage1 import OnProgress, run_stage1
 from mugcore.data.schema import MODALITIES, MMSADataset
+from mugcore.device import DistEnv
 
 
 def memorisation_gaps(reps: CachedReps) -> dict[str, float]:
@@ -32,22 +32,21 @@ def memorisation_gaps(reps: CachedReps) -> dict[str, float]:
 
 def run_stage1_chosen(ds: MMSADataset, config: LabelgenConfig, *, seed: int,
                       snapshots: bool = False,
-                      on_progress: Callable[[float], None] | None = None) -> CachedReps:
+                      on_progress: OnProgress | None = None,
+                      env: DistEnv | None = None) -> CachedReps:
     """Stage 1 with or without cross-fitting (module doc); reps.info["cross_fit"] says which
-    and why."""
+    and why. `env`: the device and ranks stage 1 runs on (run_stage1's)."""
     s1, sel = config.stage1, config.selection
     if s1.cross_fit_folds or not sel.enabled or not sel.cross_fit_folds:
-        reps = run_stage1(ds, s1, seed=seed, snapshots=snapshots, on_progress=on_progress)
+        reps = run_stage1(ds, s1, seed=seed, snapshots=snapshots, on_progress=on_progress,
+                          env=env)
         reps.info["cross_fit"] = {"folds": s1.cross_fit_folds, "chosen": False,
                                   "train_out_of_fold": bool(s1.cross_fit_folds)}
         return reps
     k = sel.cross_fit_folds
-    share = 1 / k  # one plain run against K runs on (K-1)/K of the clips
-
-    def scaled(start: float, width: float) -> Callable[[float], None] | None:
-        return None if on_progress is None else (lambda f: on_progress(start + width * f))
-
-    plain = run_stage1(ds, s1, seed=seed, snapshots=snapshots, on_progress=scaled(0, share))
+    # progress ticks name the training (plain, or fold j of K): the caller tells them apart
+    plain = run_stage1(ds, s1, seed=seed, snapshots=snapshots, on_progress=on_progress,
+                       env=env)
     gaps = memorisation_gaps(plain)
     worst = max(gaps.values())
     decision = {"folds": 0, "chosen": True, "memorisation_gap": {m: round(g, 4)
@@ -57,7 +56,7 @@ def run_stage1_chosen(ds: MMSADataset, config: LabelgenConfig, *, seed: int,
         plain.info["cross_fit"] = decision
         return plain
     folded = run_stage1(ds, dataclasses.replace(s1, cross_fit_folds=k), seed=seed,
-                        snapshots=snapshots, on_progress=scaled(share, 1 - share))
+                        snapshots=snapshots, on_progress=on_progress, env=env)
     folded.info["cross_fit"] = {**decision, "folds": k, "train_out_of_fold": True}
     folded.info["plain_run"] = plain.info
     return folded

@@ -43,6 +43,13 @@ def _decided(decision: str, shrink: Any) -> str:
     return decision
 
 
+def plain_decision(record: Mapping[str, Any]) -> tuple[str, str]:
+    """(what was decided, why) in plain words from one modality's gate record (provenance's
+    `gate[m]`: `decision`, `shrink`, `reason`); also the explorer's summary."""
+    decision = str(record.get("decision", "?"))
+    return _decided(decision, record.get("shrink")), _why(decision, str(record.get("reason", "")))
+
+
 def decision_lines(provenance: Mapping[str, Any]) -> list[str]:
     """A header, then per modality: what the gate decided, why, and the interval's half-width;
     a line on seed averaging or cross-fitting when they ran."""
@@ -54,10 +61,8 @@ def decision_lines(provenance: Mapping[str, Any]) -> list[str]:
     lines = ["decisions (from held-out clips and y_M, the multimodal label; no ground truth):"]
     level = uncertainty.get("level")
     for m in decided:
-        g = gate[m]
-        decision = str(g.get("decision", "?"))
-        line = f"  {m:>6}: {_decided(decision, g.get('shrink'))}: " \
-               f"{_why(decision, str(g.get('reason', '')))}"
+        what, why = plain_decision(gate[m])
+        line = f"  {m:>6}: {what}: {why}"
         width = (uncertainty.get(m) or {}).get("mean_width")
         if isinstance(width, int | float) and isinstance(level, int | float):
             line += f"; {100 * level:.0f}% interval ±{width / 2:.2f}"

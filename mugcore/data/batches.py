@@ -9,8 +9,14 @@ masks covers. The encoders read lengths and masks, so this changes speed only (t
 `bucket_by_length` orders training batches so that clips of like length share a batch,
 which cuts the padding that is left; batches stay shuffled among themselves (see
 `length_buckets`).
+
+`make_loader(device=...)` turns a split's arrays into tensors on the device once per
+(dataset, split, device), kept until the dataset is garbage-collected, and gathers batches
+there: a GPU run copies its data once, not once per batch, and stage 1's many loaders (one per
+training, one per evaluation) share one conversion, on the CPU too.
 """
 
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -26,6 +32,7 @@ Batch = dict[str, Tensor]
 # Batches per pool that length_buckets sorts: large enough to find clips of like length,
 # small enough that which clips meet in a batch still changes from epoch to epoch.
 BUCKET_POOL = 50
+_on_device: dict[tuple[int, str, str], tuple[dict[str, Tensor], dict[str, Tensor]]] = {}
 
 
 def _float(a: ArrayLike) -> Tensor:
@@ -139,17 +146,39 @@ class _BucketedShuffle(Sampler[int]):
         return len(self.lengths)
 
 
+def _lengths(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """What cutting a batch reads, on the CPU: audio/vision lengths and the text extent."""
+    return {**{k: tensors[k] for k in LENGTH_KEYS.values()},
+            "text_extent": text_extent(tensors["text_bert"])}
+
+
+def _cached_split(ds: MMSADataset, split: str,
+                  device: torch.device) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """(split_tensors on `device`, their CPU lengths), made once per (ds, split, device)."""
+    key = (id(ds), split, str(device))
+    if key not in _on_device:
+        tensors = split_tensors(ds, split)
+        # Dropped with the dataset, so a later object that reuses its id starts afresh.
+        weakref.finalize(ds, _on_device.pop, key, None)
+        _on_device[key] = ({k: t.to(device) for k, t in tensors.items()}, _lengths(tensors))
+    tensors, lengths = _on_device[key]
+    return dict(tensors), lengths
+
+
 class _Gather:
-    def __init__(self, tensors: dict[str, Tensor]) -> None:
-        self.tensors = tensors
-        self.text_extent = text_extent(tensors["text_bert"])
+    def __init__(self, tensors: dict[str, Tensor], lengths: dict[str, Tensor]) -> None:
+        # tensors may live on a GPU; lengths (audio/vision lengths and the text extent) stay
+        # on the CPU, so that cutting a batch to its longest clip needs no GPU sync
+        self.tensors, self.lengths = tensors, lengths
+        self.device = tensors["y"].device
         # `text` is cut with text_bert only where the two share the token axis (MMSA files).
         self.trim_text = tensors["text"].shape[1] == tensors["text_bert"].shape[2]
 
     def __call__(self, positions: list[int]) -> Batch:
         idx = torch.tensor(positions, dtype=torch.long)
-        keep = {m: max(int(self.tensors[k][idx].max()), 1) for m, k in LENGTH_KEYS.items()}
-        n_tokens = int(self.text_extent[idx].max())
+        keep = {m: max(int(self.lengths[k][idx].max()), 1) for m, k in LENGTH_KEYS.items()}
+        n_tokens = int(self.lengths["text_extent"][idx].max())
+        idx = idx.to(self.device)
         if self.trim_text:
             keep["text"] = n_tokens
         batch = {}
@@ -176,6 +205,7 @@ def make_loader(
     bucket_by_length: bool = False,
     text_states: Tensor | None = None,
     pin_memory: bool = False,
+    device: torch.device | str | None = None,
 ) -> DataLoader:
     """Batches of one split: dicts with `index` (position in the split), `text`, `text_bert`
     (long), `audio`, `audio_lengths`, `vision`, `vision_lengths`, `y`, and `y_<modality>` for
@@ -188,7 +218,8 @@ def make_loader(
     `bucket_by_length` (with shuffle) puts clips of like text length in the same batch.
     `text_states` (N, d) over the split (a frozen BERT's cached states, see
     mugcore.models.text_states) adds `text_states` (B, d) to each batch. `pin_memory` puts
-    batches in page-locked memory, for faster asynchronous copies to a GPU.
+    batches in page-locked memory, for faster asynchronous copies to a GPU. `device`: batches
+    come out on it, gathered from the split's arrays copied there once (module doc).
     """
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
@@ -196,13 +227,20 @@ def make_loader(
         raise UserError("pass shuffle=False with a sampler: the sampler decides the order")
     if bucket_by_length and not shuffle:
         raise UserError("bucket_by_length orders shuffled batches: pass shuffle=True")
-    tensors = split_tensors(ds, split, targets, weights)
+    if device is None:
+        tensors = split_tensors(ds, split, targets, weights)
+        lengths = _lengths(tensors)
+    else:
+        tensors, lengths = _cached_split(ds, split, torch.device(device))
+        if targets or weights:  # per loader: they change between runs
+            extra = split_tensors(ds, split, targets, weights)
+            tensors.update({k: t.to(device) for k, t in extra.items() if k not in tensors})
     n = ds.size(split)
     if text_states is not None:
         if text_states.shape[0] != n:
             raise UserError(f"text_states has {text_states.shape[0]} rows but split {split} "
                             f"has {n} clips")
-        tensors["text_states"] = text_states
+        tensors["text_states"] = text_states.to(tensors["y"].device)
     if indices is None:
         positions = torch.arange(n)
     else:
@@ -210,8 +248,7 @@ def make_loader(
         if positions.numel() and (int(positions.min()) < 0 or int(positions.max()) >= n):
             raise UserError(f"indices must lie in [0, {n}) for split {split}")
     if bucket_by_length:
-        sampler = _BucketedShuffle(text_extent(tensors["text_bert"])[positions], batch_size,
-                                   seed)
+        sampler = _BucketedShuffle(lengths["text_extent"][positions], batch_size, seed)
         shuffle = False
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(
@@ -220,7 +257,7 @@ def make_loader(
         shuffle=shuffle,
         sampler=sampler,
         generator=generator,
-        collate_fn=_Gather(tensors),
+        collate_fn=_Gather(tensors, lengths),
         pin_memory=pin_memory,
     )
 

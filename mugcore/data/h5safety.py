@@ -6,9 +6,16 @@ soft links (to any path, an external link's too) and filter plugins (code loaded
 server's plugin path). The project's format uses none of them, so `check_h5_file` refuses them
 all, naming the dataset path, before a byte of data is read. It also refuses a file whose
 datasets declare far more data than the file could plausibly hold (unwritten chunks read as
-fill values), so that a small upload cannot make the reader allocate gigabytes.
+fill values), so that a small upload cannot make the reader allocate gigabytes, and string
+datasets with a fill value (each unwritten string would read as that value).
+
+`ReadBudget` then follows the read itself: the reader charges what it is about to build
+(arrays, Python strings as they are decoded, lists of Python numbers) to the same budget, so
+that what no declaration shows (many strings stored once and referenced many times) is
+refused before it is allocated.
 """
 
+import sys
 from pathlib import Path
 
 import h5py
@@ -24,12 +31,45 @@ KNOWN_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbi
 # ratio, and small files get a floor so that tiny test files are never judged by it.
 MAX_EXPANSION = 64
 EXPANSION_FLOOR_BYTES = 64 << 20
+# What one element read as a Python object costs at least: a pointer in its array plus the
+# object (a str, a float): charged for variable-length strings and list conversions.
+OBJECT_BYTES = 64
+
+
+def read_budget(file_size: int) -> int:
+    """What reading a file of `file_size` bytes may allocate in all."""
+    return EXPANSION_FLOOR_BYTES + MAX_EXPANSION * file_size
+
+
+class ReadBudget:
+    """What reading one file has allocated so far; `charge` before each allocation."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file_size = path.stat().st_size
+        self.limit = read_budget(self.file_size)
+        self.used = 0
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
+
+    def charge(self, nbytes: int, where: str) -> None:
+        self.used += nbytes
+        if self.used > self.limit:
+            raise DatasetError(
+                f"{self.path}: {where}: reading the file would allocate more than "
+                f"{self.limit >> 20} MiB, more than a file of {self.file_size} bytes can need "
+                f"(at most {MAX_EXPANSION}x its size plus {EXPANSION_FLOOR_BYTES >> 20} MiB)")
+
+    def charge_strings(self, texts: list[str], where: str) -> None:
+        self.charge(sum(sys.getsizeof(t) for t in texts) + 8 * len(texts), where)
 
 
 def check_h5_file(f: h5py.File, path: Path) -> None:
     """Raise `DatasetError` naming the first object of `f` that reads outside it or that
     declares too much data; see the module doc."""
-    budget = EXPANSION_FLOOR_BYTES + MAX_EXPANSION * path.stat().st_size
+    budget = read_budget(path.stat().st_size)
     declared = 0
     seen: set[int] = set()
     pending: list[tuple[h5py.Group, str]] = [(f, "")]
@@ -74,12 +114,19 @@ def _check_storage(dset: h5py.Dataset, path: Path, where: str) -> None:
         if code not in KNOWN_FILTERS:
             raise DatasetError(f"{path}: {where} uses HDF5 filter {code}, which this reader "
                                f"does not know (known: {', '.join(KNOWN_FILTERS.values())})")
+    if dset.dtype.kind == "O" and h5py.check_string_dtype(dset.dtype) is not None:
+        fill = dset.fillvalue
+        if isinstance(fill, bytes | str) and len(fill):
+            raise DatasetError(f"{path}: {where} is a string dataset with a fill value of "
+                               f"{len(fill)} bytes: every string the file does not hold would "
+                               "read as it; the format writes strings without one")
 
 
 def _declared_bytes(dset: h5py.Dataset, path: Path, where: str) -> int:
-    """What reading `dset` allocates: its elements at the larger of the stored itemsize and
-    the one its `dtype` attribute asks the reader to convert to."""
-    itemsize = dset.dtype.itemsize
+    """What reading `dset` allocates at least: its elements at the larger of the stored
+    itemsize (a Python object each for variable-length data) and the one its `dtype` attribute
+    asks the reader to convert to."""
+    itemsize = OBJECT_BYTES if dset.dtype.kind == "O" else dset.dtype.itemsize
     wanted = dset.attrs.get("dtype")
     if wanted is not None:
         try:

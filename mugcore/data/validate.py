@@ -4,18 +4,27 @@ Checks are vectorised and work through large feature arrays in row blocks, so a
 MOSEI-size file validates in seconds without float64 copies of its features.
 """
 
+import contextlib
+import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from mugcore.data.schema import LENGTH_KEYS, REQUIRED_KEYS, SPLITS, TRUTH_KEYS, MMSADataset
-from mugcore.errors import DatasetError
+from mugcore.errors import DatasetError, shorten
+from mugcore.ids import MAX_CLIP_ID
 
 FEATURE_KEYS = ("text", "text_bert", "audio", "vision")
 LABEL_KEYS = ("regression_labels", *TRUTH_KEYS.values())
 _SHOWN = 5  # indexes quoted per problem; the message also gives the full count
 _BLOCK_BYTES = 64 << 20  # rows checked at a time, so temporaries stay small
+# Characters a clip id may not hold: a look-up by id (a URL path, a CLI argument, a CSV row)
+# could never name it. Control characters (C0, DEL, C1), surrogates, line separators.
+_BAD_ID_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# Dataset attributes are kept as JSON in the store: a few plain levels are all they need.
+MAX_ATTRS_DEPTH = 16
 
 
 def check_dataset(ds: MMSADataset, source: str) -> None:
@@ -28,7 +37,13 @@ def check_dataset(ds: MMSADataset, source: str) -> None:
 
 def validate_dataset(ds: MMSADataset) -> list[str]:
     problems = [f"missing split '{s}'" for s in SPLITS if s not in ds.splits]
-    bound = ds.label_bound
+    attr_problems = _check_attrs(ds.attrs)
+    problems += attr_problems
+    bound = None  # without a usable bound, labels are checked for being finite numbers only
+    if not any(p.startswith("label_bound") for p in attr_problems):
+        # TypeError, ValueError: inferred from labels that are not numbers (reported below)
+        with contextlib.suppress(TypeError, ValueError):
+            bound = ds.label_bound
     for split, data in ds.splits.items():
         problems += _check_split(split, data, bound)
     problems += _check_across_splits(ds)
@@ -62,12 +77,67 @@ def _check_split(split: str, data: dict[str, Any], bound: float) -> list[str]:
         if key in data:
             problems += _check_labels(split, key, data[key], bound if key in LABEL_KEYS else None)
     if "id" in data:
-        ids = np.asarray(data["id"], dtype=object).reshape(-1)
-        bad = np.flatnonzero([not isinstance(v, str) for v in ids])
+        problems += _check_ids(split, data["id"])
+    return problems
+
+
+def _check_ids(split: str, value: Any) -> list[str]:
+    """Clip ids are what `/v1/labels/{clip_id}` and `labelgen labels` look up: strings of 1 to
+    MAX_CLIP_ID characters that a URL or a command line can carry (no control characters)."""
+    ids = _object_items(value)
+    if ids is None:
+        return []  # not a per-clip array: reported with the clip counts
+    problems = []
+    checks = [
+        (lambda v: not isinstance(v, str), "is not a string"),
+        (lambda v: isinstance(v, str) and not v, "is empty"),
+        (lambda v: isinstance(v, str) and len(v) > MAX_CLIP_ID,
+         f"is longer than {MAX_CLIP_ID} characters"),
+        (lambda v: isinstance(v, str) and len(v) <= MAX_CLIP_ID and _BAD_ID_CHAR.search(v),
+         "holds a control character or line break"),
+    ]
+    for test, what in checks:
+        bad = np.flatnonzero([bool(test(v)) for v in ids])
         if bad.size:
-            problems.append(f"{split}/id index {bad[0]}: clip id {ids[bad[0]]!r} is not a string"
+            problems.append(f"{split}/id index {bad[0]}: clip id {shorten(ids[bad[0]])} {what}"
                             + _more(bad))
     return problems
+
+
+def _object_items(value: Any) -> list[Any] | None:
+    """The entries of a per-clip list or 1-D array, without numpy's guessing at nested ones."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, np.ndarray) and value.ndim >= 1:
+        return value.reshape(-1).tolist() if value.ndim == 1 else list(value)
+    return None
+
+
+def _check_attrs(attrs: dict[str, Any]) -> list[str]:
+    problems = []
+    if "label_bound" in attrs:
+        problems += _bound_problems(attrs["label_bound"])
+    depth = _depth(attrs, MAX_ATTRS_DEPTH + 1)
+    if depth > MAX_ATTRS_DEPTH:
+        problems.append(f"attrs: nested more than {MAX_ATTRS_DEPTH} levels deep")
+    return problems
+
+
+def _bound_problems(bound: Any) -> list[str]:
+    """H, the label bound: labels live in [-H, H], so it must be a finite positive number."""
+    if isinstance(bound, bool) or not isinstance(bound, int | float | np.integer | np.floating):
+        return [f"label_bound: expected a number, got {shorten(bound)}"]
+    if not (math.isfinite(float(bound)) and float(bound) > 0):
+        return [f"label_bound: {float(bound)} is not a finite positive number"]
+    return []
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of dicts and lists in `value`, counted no further than `limit`."""
+    if limit <= 0 or not isinstance(value, dict | list | tuple):
+        return 0
+    items = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(v, limit - 1) for v in items), default=0)
 
 
 def _length(value: Any) -> int | None:
@@ -105,7 +175,9 @@ def _nonfinite_rows(value: np.ndarray) -> np.ndarray:
 
 def _check_lengths(split: str, key: str, value: Any, features: np.ndarray) -> list[str]:
     where = f"{split}/{key}"
-    lengths = np.asarray(value)
+    lengths = _rectangular(value)
+    if lengths is None:
+        return [f"{where}: entries of different shapes, expected one integer length per clip"]
     if lengths.dtype.kind not in "iuf" or lengths.ndim != 1:
         return [f"{where}: expected one integer length per clip, got dtype {lengths.dtype}, "
                 f"shape {lengths.shape}"]
@@ -126,7 +198,9 @@ def _check_lengths(split: str, key: str, value: Any, features: np.ndarray) -> li
 
 def _check_labels(split: str, key: str, value: Any, bound: float | None) -> list[str]:
     where = f"{split}/{key}"
-    labels = np.asarray(value)
+    labels = _rectangular(value)
+    if labels is None:
+        return [f"{where}: entries of different shapes, expected one number per clip"]
     if labels.dtype.kind not in "iuf":
         return [f"{where}: expected numeric labels, got dtype {labels.dtype}"]
     # MMSA files store labels as (N,) and sometimes (N, 1).
@@ -143,6 +217,14 @@ def _check_labels(split: str, key: str, value: Any, bound: float | None) -> list
         return [f"{where} index {bad[0]}: label {labels[bad[0]]:g} outside "
                 f"[-{bound:g}, {bound:g}]" + _more(bad)]
     return []
+
+
+def _rectangular(value: Any) -> np.ndarray | None:
+    """`value` as an array, or None when its entries differ in shape (a ragged list)."""
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _check_across_splits(ds: MMSADataset) -> list[str]:
@@ -174,7 +256,7 @@ def _check_duplicate_ids(ds: MMSADataset) -> list[str]:
         if _length(data.get("id")) is None:
             continue
         duplicates = []
-        for index, clip in enumerate(np.asarray(data["id"], dtype=object).reshape(-1).tolist()):
+        for index, clip in enumerate(_object_items(data["id"]) or []):
             if not isinstance(clip, str):
                 continue
             seen = first_seen.setdefault(clip, (split, index))

@@ -54,7 +54,14 @@ def load_bert(checkpoint: str | Path) -> nn.Module:
 class BertTextEncoder(nn.Module):
     """text_bert (B, 3, Lt) = (token ids, attention mask, segment ids) -> [CLS] state ->
     Linear -> (B, out_dim). With finetune=False BERT is frozen (no gradients, eval mode), so
-    its [CLS] states can be computed once and fed to `proj` (mugcore.models.text_states)."""
+    its [CLS] states can be computed once and fed to `proj` (mugcore.models.text_states).
+
+    `autocast` (a dtype, e.g. torch.bfloat16; None: off, the default) runs BERT alone under
+    torch.autocast: on a GPU its matrix products are what bf16 speeds up, while the small
+    LSTMs and heads around it only pay the casts. Its [CLS] state comes back as float32.
+    """
+
+    autocast: torch.dtype | None = None
 
     def __init__(
         self, *, checkpoint: str | Path | None = None, out_dim: int, finetune: bool = True
@@ -94,11 +101,13 @@ class BertTextEncoder(nn.Module):
                 f"{self.checkpoint} has a vocabulary of {self.vocab_size}: the dataset was "
                 "tokenised for another model"
             )
-        with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
+        with (torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()),
+              torch.autocast(ids.device.type, dtype=self.autocast or torch.bfloat16,
+                             enabled=self.autocast is not None)):
             states = self.bert(
                 input_ids=ids, attention_mask=mask, token_type_ids=segments
             ).last_hidden_state  # (B, Lt, hidden)
-        return states[:, 0]
+        return states[:, 0].float()
 
 
 class LSTMTextEncoder(nn.Module):

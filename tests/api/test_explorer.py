@@ -254,12 +254,20 @@ def test_clip_table_sorts_filters_and_pages_like_the_export(
     assert first[2] == explorer["raw_text"][i] and first[3] == signed(arrays["multimodal"][i])
     assert first[5].startswith(signed(arrays["audio"][i]))
     assert f"± {arrays['audio_std'][i]:.3f}" in first[5]
-    assert (f"[{signed(arrays['audio_lower'][i], 2)}, {signed(arrays['audio_upper'][i], 2)}]"
+    assert (f"[{signed(arrays['audio_lower'][i])}, {signed(arrays['audio_upper'][i])}]"
             in first[5])
     for plots in MODALITIES:
         assert len(ui.find_elements(By.CSS_SELECTOR, f"#plots-{plots} svg")) == 3  # + truth
+        # Every 2-D histogram has its colour scale; every figure says which clips it covers.
+        svgs = ui.find_elements(By.CSS_SELECTOR, f"#plots-{plots} svg")
+        assert all(s.get_attribute("innerHTML").count("scale-tick") >= 2 for s in svgs[1:])
+        assert all("all clips" in s.get_attribute("innerHTML") for s in svgs)
+    # The evidence is folded away, and there when unfolded.
+    gate = ui.find_element(By.ID, "provenance-gate")
+    assert not gate.is_displayed()
+    ui.find_element(By.CSS_SELECTOR, "details#evidence > summary").click()
+    assert gate.is_displayed() and "thin evidence" in gate.text
     assert "made-up-criterion" in ui.find_element(By.ID, "provenance-selection").text
-    assert "thin evidence" in ui.find_element(By.ID, "provenance-gate").text
     shot(ui, tmp_path, "label-set")
 
     # Filter by split and text, sort by audio uncertainty, smallest first, 7 a page.
@@ -288,6 +296,46 @@ def test_clip_table_sorts_filters_and_pages_like_the_export(
                                                      descending=True, start=0, count=7)
 
 
+def test_summary_and_first_plot_fit_the_first_screen(ui: Any, server: Server, explorer: dict,
+                                                     tmp_path: Path) -> None:
+    """In a 1400 x 900 viewport: what the label set is, whether to trust it (one line per
+    modality) and the first plot, without scrolling."""
+    ui.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        ui.get(f"{server.url}/ui/label-sets/{explorer['mug']}")
+        box = "return arguments[0].getBoundingClientRect().bottom"
+        summary = ui.find_element(By.ID, "summary")
+        first_plot = ui.find_element(By.CSS_SELECTOR, "#plots-text svg")
+        assert ui.execute_script("return window.innerHeight") == 900
+        assert ui.execute_script(box, ui.find_element(By.ID, "what")) <= 900
+        assert ui.execute_script(box, summary) <= 900
+        assert ui.execute_script(box, first_plot) <= 900
+        rows = ui.execute_script(
+            "return [...document.querySelectorAll('#summary tr[data-modality]')]"
+            ".map(r => [...r.cells].map(c => c.textContent.trim()))")
+        assert [r[0] for r in rows] == list(MODALITIES)
+        # From the made-up gate: correct, shrink 0.5, copy; MAE and change against copy;
+        # the mean interval width over all clips.
+        assert [r[1] for r in rows] == ["corrected", "corrected 50%", "kept at y_M (copy)"]
+        arrays = export(server, explorer["dataset"], explorer["mug"])
+        train = arrays["split"] == "train"
+        for row, m in zip(rows, MODALITIES, strict=True):
+            mae = np.abs(arrays[m][train] - explorer["truth"][m][train]).mean()
+            copy = np.abs(arrays["multimodal"][train] - explorer["truth"][m][train]).mean()
+            assert row[3] == f"{mae:#.3g}" and row[4] == f"{copy:#.3g}"
+            assert row[5] == f"{round(100 * (mae / copy - 1), 1) + 0.0:+.1f}%"
+            width = (arrays[f"{m}_upper"] - arrays[f"{m}_lower"]).mean()
+            assert row[6] == f"{width:#.3g}"
+        assert "train split" in summary.text and "all clips" in summary.text
+        path = tmp_path / "label-set-first-screen.png"
+        assert ui.save_screenshot(str(path))
+        SHOTS.mkdir(exist_ok=True)
+        shutil.copy(path, SHOTS / path.name)
+    finally:
+        ui.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 def test_clip_ids_and_raw_text_are_escaped(ui: Any, server: Server, explorer: dict,
                                            tmp_path: Path) -> None:
     ui.get(f"{server.url}/ui/label-sets/{explorer['mug']}?q=pwned")
@@ -311,8 +359,9 @@ def test_compare_two_label_sets_and_against_truth(ui: Any, server: Server, explo
         ".map(r => [...r.cells].map(c => c.textContent.trim()))")
     assert [r[0] for r in agreement] == list(MODALITIES)
     for row, m in zip(agreement, MODALITIES, strict=True):
-        assert row[1] == f"{diff[m].mean():.4g}"
+        assert row[1] == f"{diff[m].mean():#.3g}"
     assert len(ui.find_elements(By.CSS_SELECTOR, "svg.plot")) == 3
+    assert "all clips (train, valid and test)" in ui.find_element(By.ID, "scope").text
     worst = np.maximum.reduce([diff[m] for m in MODALITIES])
     everything = np.ones(len(a["clip_id"]), dtype=bool)
     assert [r[0] for r in table(ui)] == expected_ids(a, worst, everything, descending=True,
@@ -323,10 +372,11 @@ def test_compare_two_label_sets_and_against_truth(ui: Any, server: Server, explo
     to_truth = np.abs(a["text"].astype(np.float64) - explorer["truth"]["text"])
     keep = a["split"] == "test"
     assert ui.find_element(By.ID, "total").text == "20 clips"
+    assert ui.find_element(By.ID, "scope").text == "· the test split"
     assert [r[0] for r in table(ui)] == expected_ids(a, to_truth, keep, descending=True,
                                                      start=0, count=50)
     first = ui.find_element(By.CSS_SELECTOR, "#agreement tr:nth-child(2) td:nth-child(2)").text
-    assert first == f"{to_truth[keep].mean():.4g}"
+    assert first == f"{to_truth[keep].mean():#.3g}"
     shot(ui, tmp_path, "compare-truth")
 
 
@@ -381,5 +431,7 @@ def test_jobs_page_refreshes_while_a_job_runs(ui: Any, server: Server, explorer:
             wait_job(c, job["id"], timeout=120)
     ui.get(f"{server.url}/ui/jobs")
     assert "cancelled" in ui.find_element(By.ID, f"job-{job['id']}").text
+    ui.get(f"{server.url}/ui/jobs/{job['id']}")  # no stage of a job that no longer runs
+    assert ui.find_element(By.ID, "stage").text.startswith("cancelled during ")
     assert not ui.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]')
     shot(ui, tmp_path, "jobs")

@@ -39,3 +39,16 @@ def test_histogram_draws_one_bar_per_filled_bin_and_escapes_labels() -> None:
     svg = str(histogram(values, -1, 1, title="<b>", xlabel="a & b"))
     assert svg.count('fill="#3b6ea8"') == 3 and HIST_BINS == 40
     assert "&lt;b&gt;" in svg and "a &amp; b" in svg and "<b>" not in svg
+
+
+def test_density_has_a_colour_scale_matching_its_cells() -> None:
+    x = np.array([-2.5] * 50 + [2.5])
+    svg = str(density(x, x, -3, 3, title="t", xlabel="x", ylabel="y"))
+    ticks = re.findall(r'class="scale-tick"[^>]*>(\d+)<', svg)
+    assert ticks == ["1", "9", "50"]  # one clip, the fullest cell, a round count between
+    bar = re.findall(r'fill="rgb\((\d+),(\d+),(\d+)\)"', svg)
+    grid = _grid(svg)
+    # The bar's bottom is the shade of the one-clip cell, its top that of the 50-clip cell.
+    assert tuple(map(int, bar[0])) == tuple(grid[3, 33]) and len(bar) >= 10
+    assert tuple(map(int, bar[-1])) == tuple(grid[33, 3])
+    assert 'width="346"' in svg  # the plot keeps its size; the scale sits beside it

@@ -61,6 +61,8 @@ def test_shipped_yaml_files_are_the_presets(name: str) -> None:
 
 
 def test_dataset_picks_its_preset() -> None:
-    assert preset_for_dataset({"preset": "mosei"}, 3.0) == "mosei"
-    assert preset_for_dataset({}, 1.0) == "sims"
-    assert preset_for_dataset({"preset": "other"}, 3.0) == "mosi"
+    # the family's preset where a GPU fine-tunes BERT; its frozen-BERT variant on a CPU
+    assert preset_for_dataset({"preset": "mosei"}, 3.0, gpu=True) == "mosei"
+    assert preset_for_dataset({}, 1.0, gpu=True) == "sims"
+    assert preset_for_dataset({"preset": "other"}, 3.0, gpu=True) == "mosi"
+    assert preset_for_dataset({"preset": "mosei"}, 3.0) == "mosei-cpu"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +15,9 @@ import numpy as np
 from mugcore.data.schema import MODALITIES, TRUTH_KEYS, MMSADataset
 from mugcore.errors import UserError
 from mugcore.ids import plain_int
-from mugcore.outputs import check_output_dir
+from mugcore.outputs import check_output_dir, refuse_symlinks, replace_file
+from mugcore.progress_display import tell_estimate
+from mugcore.threads import apply_threads, resolve_threads
 from trainer.config import PRESETS, TrainerConfig, load_config, parse_seeds
 from trainer.label_source import (
     GROUND_TRUTH,
@@ -72,9 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="HDF5 file root of a PostgreSQL store (with a postgresql:// --store)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="device (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="CPU threads per process (default 0: torch's choice; 1 is fastest "
-                        "for the small LSTM nets and on a busy machine)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads per process (default: the idle cores shared by the "
+                        "processes of the run, at most 4; 1 on a busy machine, where more "
+                        "threads only wait for each other)")
     p.add_argument("--force", action="store_true",
                    help="replace the run already in --out (its seed_*/ folders, "
                         f"{', '.join(RUN_OUTPUTS)}; other files stay)")
@@ -86,10 +91,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def _config(args: argparse.Namespace, ds: MMSADataset) -> TrainerConfig:
+def _config(args: argparse.Namespace, ds: MMSADataset, *, gpu: bool,
+            tell: bool) -> TrainerConfig:
     preset = args.config or (ds.attrs.get("preset") if ds.attrs.get("preset") in PRESETS
                              else None)
     overrides = list(args.overrides)
+    if args.config is None and not gpu:
+        # Fine-tuning BERT on a CPU takes hours per seed; frozen, its [CLS] states are
+        # computed once. A --set net.finetune_bert=true that follows still wins.
+        overrides.insert(0, "net.finetune_bert=false")
+        if tell:
+            print(f"preset {preset or 'built-in defaults'} with net.finetune_bert=false (no "
+                  "GPU: BERT frozen, its [CLS] states computed once; --config NAME keeps the "
+                  "preset's fine-tuning)", file=sys.stderr)
     if args.seeds:
         overrides.append(f"seeds={parse_seeds(args.seeds)}")
     if args.beta is not None:
@@ -127,11 +141,22 @@ def _previous_run(out: Path) -> list[Path]:
     return sorted(seeds + [out / n for n in RUN_OUTPUTS if (out / n).exists()])
 
 
+def _run_paths(out: Path) -> list[Path]:
+    """Every path a run writes by name in --out: its outputs, seed_N/ folders and their files."""
+    if not out.is_dir():
+        return []
+    seeds = list(out.glob("seed_*"))
+    inside = [p for seed in seeds if seed.is_dir() and not seed.is_symlink()
+              for p in seed.iterdir()]
+    return [out / n for n in RUN_OUTPUTS] + seeds + inside
+
+
 def _check_out(args: argparse.Namespace) -> None:
     """Before any work: --out can be written, and a run there is replaced only on request."""
     if args.force and args.resume:
         raise UserError("--force replaces the run in --out, --resume continues it: pass one")
     check_output_dir(args.out, flag="--out")
+    refuse_symlinks(_run_paths(args.out), flag="--out")
     previous = _previous_run(args.out)
     if previous and not (args.force or args.resume):
         shown = ", ".join(p.name for p in previous[:4]) + (", ..." if len(previous) > 4 else "")
@@ -143,8 +168,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_out(args)
     from trainer import distributed
 
-    distributed.set_threads(args.threads)
+    threads, why = resolve_threads(args.threads)  # a bad --threads before any work
+    apply_threads(threads)
     env = distributed.init(args.device)
+    if env.is_main:
+        print(why, file=sys.stderr)
     try:
         # The config as far as the flags give it: a refusal before any data is read.
         _check_device_options(load_config(args.config, args.overrides), env)
@@ -173,7 +201,8 @@ def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
     source = open_source(args.store, args.dataset, data_file=args.data, token=args.token,
                          cache_dir=args.cache_dir, files=args.files)
     ds = source.load_dataset()
-    cfg = _config(args, ds)
+    gpu = env.device.type == "cuda"
+    cfg = _config(args, ds, gpu=gpu, tell=env.is_main)
     _check_device_options(cfg, env)  # a dataset's own preset, before --out is touched
     # beta 0 trains no unimodal task; labels are then only read when named explicitly.
     wants_labels = cfg.beta > 0 or args.label_set != LATEST
@@ -198,6 +227,9 @@ def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
                               seed=seed, meta=meta, progress=not args.no_progress,
                               weights=weights)
         recipe.setup(resume=args.resume)
+        recipe.where = f"stage3 seed {seed} ({len(runs) + 1}/{len(cfg.seeds)})"
+        if not runs and env.is_main:
+            recipe.on_step = _estimator(recipe, cfg, gpu=gpu)
         state = recipe.train()
         recipe.load_best()
         runs.append({"seed": seed, "best_epoch": state.best_epoch,
@@ -210,7 +242,8 @@ def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
         return 0
 
     best = min(runs, key=lambda r: r["valid"]["MAE"])
-    shutil.copyfile(out / f"seed_{best['seed']}" / "best.pt", out / "best.pt")
+    replace_file(out / "best.pt",
+                 lambda tmp: shutil.copyfile(out / f"seed_{best['seed']}" / "best.pt", tmp))
     result = {
         "dataset": meta["dataset"],
         "label_set": meta["label_set"],
@@ -228,9 +261,38 @@ def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
     }
     plot_curves(histories, out / "curves.png")
     write_json(result, out / "metrics.json")
-    (out / "report.md").write_text(markdown_report(result))
+    replace_file(out / "report.md", lambda tmp: tmp.write_text(markdown_report(result)))
     _print_summary(result, out)
     return 0
+
+
+# Named when the estimate is above an hour on a CPU.
+FASTER = ("--config fast (an LSTM over the `text` features, small widths)",
+          "--seeds 1 (one seed)", "--set epochs=N", "a GPU (--device cuda)")
+TIMED_STEPS = 5
+
+
+def _estimator(recipe: Any, cfg: TrainerConfig, *, gpu: bool) -> Callable[[], None]:
+    """Times the first steps of the first seed, then tells the estimate of the whole run
+    (every seed at its most epochs; validation counted as a third of a step per clip)."""
+    count, first = 0, 0.0
+
+    def on_step() -> None:
+        nonlocal count, first
+        count += 1
+        if count == 1:  # the first step pays for warm-up; time the next ones
+            first = time.perf_counter()
+        elif count == 1 + TIMED_STEPS:
+            rate = (time.perf_counter() - first) / TIMED_STEPS
+            steps = len(recipe.loader)
+            ds = recipe.ds
+            valid_share = ds.size("valid") / max(ds.size("train"), 1) / 3
+            total = rate * steps * (1 + valid_share) * cfg.epochs * len(cfg.seeds)
+            tell_estimate(total, gpu=gpu, faster=FASTER,
+                          basis=f"{rate:.3f} s per step, {steps} steps per epoch, at most "
+                                f"{cfg.epochs} epochs x {len(cfg.seeds)} seed(s); early "
+                                "stopping can end sooner")
+    return on_step
 
 
 def _label_info(labels: UniLabels | None, requested: str) -> dict[str, Any]:

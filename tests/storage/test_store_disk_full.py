@@ -1,0 +1,44 @@
+"""Store writes on a full disk: registering a dataset or publishing a label set raises
+DiskFull (a UserError: a job then fails with its message instead of its worker dying) and
+leaves no file behind. SQLite store on a small tmpfs (skipped where none can be mounted)."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from storage import LabelStore
+from storage.errors import DiskFull
+from storage.testing import clip_table, fill_disk, random_dataset, seeded_labels, small_tmpfs
+
+# h5py reports the failed writes of a file it closes on a full disk as unraisable warnings.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    (tmp_path / "disk").mkdir()
+    with small_tmpfs(tmp_path / "disk", 24) as mount:
+        yield mount
+
+
+def test_writes_on_a_full_disk_are_disk_full_and_leave_nothing(disk: Path) -> None:
+    ds = random_dataset((400, 100, 100), seed=0, prefix="vid")
+    with LabelStore.open(disk / "store") as store:
+        store.register_dataset("fits", ds, source_format="pickle")
+        filler = fill_disk(disk, leave=16 << 10)
+        try:
+            with pytest.raises(DiskFull, match="registering a dataset: the store's disk is full"):
+                store.register_dataset("full", random_dataset((4000, 100, 100), seed=1,
+                                                              prefix="big"),
+                                       source_format="pickle")
+            with pytest.raises(DiskFull, match="publishing a label set"):
+                store.publish_label_set("fits", seeded_labels(clip_table(ds), 1),
+                                        method="copy", options={}, seed=1)
+            assert len(list((disk / "store" / "datasets").iterdir())) == 1
+            assert list((disk / "store" / "labels").iterdir()) == []
+        finally:
+            filler.unlink()
+        assert [d.name for d in store.list_datasets()] == ["fits"]
+        store.publish_label_set("fits", seeded_labels(clip_table(ds), 1), method="copy",
+                                options={}, seed=1)
