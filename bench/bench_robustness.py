@@ -44,7 +44,7 @@ import torch
 from scipy.stats import spearmanr
 from worlds import REPORT_SEEDS, WORLDS, load_world
 
-from labelgen.config import LabelgenConfig, load_config
+from labelgen.config import LabelgenConfig, default_preset, load_config
 from labelgen.generate import seeded, without_truth
 from labelgen.methods.mug import finish
 from labelgen.outputs import MethodOutput
@@ -60,10 +60,14 @@ from labelgen.trust.cross_fit import run_stage1_chosen
 from labelgen.trust.ensemble import average_outputs, run_seeds
 from labelgen.trust.selection import candidate_members
 from mugcore.data.schema import MODALITIES, SPLITS, TRUTH_KEYS, MMSADataset
+from mugcore.data.synth import PRESETS
 
 BASE_VARIANTS = {"mug": [], "mug-mucn": ["correction.mode=mucn"],
                  "mug-nogate": ["gate.enabled=false"],
                  "mug-fixed": ["selection.enabled=false", "gate.enabled=false"]}
+
+
+SPEED_ONLY = {"bf16_bert"}
 
 
 def cached(path: Path, make: Any) -> Any:
@@ -96,7 +100,10 @@ def trained_run(name: str, seed: int, run_seed: int, visible: MMSADataset,
                 config: LabelgenConfig, cache: Path) -> tuple[CachedReps, Stage2Result]:
     """Stage 1 as labelgen runs it and the grouped stage 2 of one run (seed `run_seed`) on
     the world's dataset of seed `seed`, cached."""
-    key = digest(name, seed, run_seed, config.stage1, config.selection.cross_fit_folds,
+    # options that change only how fast a run goes on a device, never its CPU results
+    stage1 = {k: v for k, v in dataclasses.asdict(config.stage1).items()
+              if k not in SPEED_ONLY}
+    key = digest(name, seed, run_seed, stage1, config.selection.cross_fit_folds,
                  config.selection.memorisation_gap)
     with seeded(run_seed):
         reps = cached(cache / "stage1" / f"{name}_s{seed}_r{run_seed}_{key}.pkl",
@@ -258,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worlds", default=",".join(WORLDS), help="comma-separated world names")
     parser.add_argument("--seeds", default=",".join(map(str, REPORT_SEEDS)), help="seeds")
-    parser.add_argument("--config", default="configs/fast.yaml", help="labelgen YAML config")
+    parser.add_argument("--config", default="configs/fast.yaml",
+                        help="labelgen YAML config, or 'default': per world the preset "
+                             "`labelgen run` gives that file on a CPU without --config")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="option override for every variant (repeatable)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:K=V,K=V",
@@ -277,13 +286,21 @@ def main(argv: list[str] | None = None) -> int:
     for text in args.variant:
         name, _, overrides = text.partition(":")
         variants[name] = [o for o in overrides.split(",") if o]
-    configs = {v: load_config(args.config, overrides=[*args.set, *o])
-               for v, o in variants.items()}
+    def configs_for(name: str) -> dict[str, LabelgenConfig]:
+        if args.config != "default":
+            return {v: load_config(args.config, overrides=[*args.set, *o])
+                    for v, o in variants.items()}
+        spec = WORLDS[name]
+        preset = default_preset({"preset": spec.preset}, PRESETS[spec.preset].label_bound,
+                                gpu=False)[0]
+        return {v: load_config(preset=preset, overrides=[*args.set, *o])
+                for v, o in variants.items()}
+
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         for name in names:
             started = time.perf_counter()
-            row = evaluate(name, seed, configs, args.cache)
+            row = evaluate(name, seed, configs_for(name), args.cache)
             row["seconds"] = time.perf_counter() - started
             rows.append(row)
             print(json.dumps({"world": name, "seed": seed, "s": round(row["seconds"]),

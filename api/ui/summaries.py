@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from api.ui.rendering import num
-from labelgen.trust.report import plain_decision
+from labelgen.trust.report import plain_decision, plain_direction
 from mugcore.data.schema import MODALITIES
 
 QUALITY_FIGURES = ("mae", "copy_mae", "corr", "copy_corr")
@@ -74,6 +74,9 @@ def trust_rows(provenance: Mapping[str, Any], quality: list[dict[str, Any]],
         if isinstance(record, Mapping) and "decision" in record:
             row["decision"] = str(record["decision"])
             row["decided"], row["why"] = plain_decision(record)
+            direction = plain_direction(provenance, m) if row["decision"] != "copy" else None
+            if direction:
+                row["why"] += f"; labels moved {direction}"
         q = row["quality"]
         if q and isinstance(q.get("mae"), float) and q.get("copy_mae"):
             # Rounded here, + 0.0: a change of -0.04 % reads "+0.0%", not "-0.0%".

@@ -2,9 +2,10 @@
 
 Used by `labelgen run` and the demo: one short line per modality, in plain words, read at a
 terminal. The evidence behind each decision (effect sizes, z-scores, every noise candidate) is
-in the label set's provenance (`gate`, `selection`, `uncertainty`, `ensemble`), which the API
-returns and the explorer shows folded away. Provenance is read defensively (`.get`): its
-evidence fields change between versions, and a line is better than a KeyError.
+in the label set's provenance (`gate`, `selection`, `consistency`, `uncertainty`,
+`ensemble`), which the API returns and the explorer shows folded away. Provenance is read
+defensively (`.get`): its evidence fields change between versions, and a line is better than
+a KeyError.
 """
 
 from collections.abc import Mapping
@@ -50,6 +51,19 @@ def plain_decision(record: Mapping[str, Any]) -> tuple[str, str]:
     return _decided(decision, record.get("shrink")), _why(decision, str(record.get("reason", "")))
 
 
+def plain_direction(provenance: Mapping[str, Any], modality: str) -> str | None:
+    """Which way the modality's labels moved from y_M ("away from 0", "toward 0"), from
+    provenance's `consistency` (the slope of label minus y_M on y_M over the train clips);
+    None without that record or when they moved neither way."""
+    record = ((provenance.get("consistency") or {}).get("direction") or {}).get(modality)
+    if not isinstance(record, Mapping) or not isinstance(record.get("final_slope"), int | float):
+        return None
+    slope = record["final_slope"]
+    if abs(slope) < 0.02:
+        return None
+    return "away from 0" if slope > 0 else "toward 0"
+
+
 def decision_lines(provenance: Mapping[str, Any]) -> list[str]:
     """A header, then per modality: what the gate decided, why, and the interval's half-width;
     a line on seed averaging or cross-fitting when they ran."""
@@ -62,11 +76,17 @@ def decision_lines(provenance: Mapping[str, Any]) -> list[str]:
     level = uncertainty.get("level")
     for m in decided:
         what, why = plain_decision(gate[m])
-        line = f"  {m:>6}: {what}: {why}"
+        direction = plain_direction(provenance, m) if gate[m].get("decision") != "copy" else None
+        line = f"  {m:>6}: {what}{f' ({direction})' if direction else ''}: {why}"
         width = (uncertainty.get(m) or {}).get("mean_width")
         if isinstance(width, int | float) and isinstance(level, int | float):
             line += f"; {100 * level:.0f}% interval ±{width / 2:.2f}"
         lines.append(line)
+    consistency = provenance.get("consistency") or {}
+    strength = consistency.get("strength")
+    if isinstance(strength, int | float) and strength < 1:
+        lines.append(f"  (pushed to fit y_M at {100 * strength:.0f}% strength: held-out clips "
+                     "confirm only so much)")
     ensemble = provenance.get("ensemble") or {}
     if ensemble.get("seeds"):
         lines.append(f"  (labels: the mean of {len(ensemble['seeds'])} runs with different "

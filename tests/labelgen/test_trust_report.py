@@ -43,3 +43,18 @@ def test_unknown_or_missing_fields_do_not_fail() -> None:
     lines = quality_lines(quality)
     assert lines[2] == "    text: MAE 0.500 vs copy 0.600 (-16.7%, better); r 0.80 vs 0.70"
     assert len(lines) == 3 and all(len("      " + line) <= 100 for line in lines)
+
+
+def test_the_direction_of_each_correction_and_a_partial_push_are_told() -> None:
+    direction = {"text": {"mucn_slope": -0.2, "final_slope": 0.25},
+                 "audio": {"mucn_slope": -0.3, "final_slope": -0.28},
+                 "vision": {"mucn_slope": 0.0, "final_slope": 0.0}}
+    provenance = {"gate": GATE, "uncertainty": {"level": 0.9, **{m: {"mean_width": 1.2}
+                                                                 for m in MODALITIES}},
+                  "consistency": {"strength": 0.5, "direction": direction}}
+    lines = decision_lines(provenance)
+    assert lines[1].strip().startswith("text: corrected (away from 0): ")
+    assert lines[2].strip().startswith("audio: corrected 50% (toward 0): ")
+    assert lines[3].strip().startswith("vision: kept at y_M (copy): ")  # copy: no direction
+    assert "50% strength" in lines[4]
+    assert all(len("      " + line) <= 100 for line in lines), lines
