@@ -46,6 +46,7 @@ MAXIMA: dict[str, float] = {
     "gate.unique_low": 1.0, "gate.unique_high": 1.0,
     "uncertainty.level": 0.999,
     **{f"uncertainty.spread_weight_{m}": 100.0 for m in ("text", "audio", "vision")},
+    "uncertainty.push_reach": 10.0,
     **{f"mlc.{k}": v for k, v in {
         "epochs": 10_000, "batch_size": 4096, "hidden": 4096, "label_embed_dim": 1024,
         "inner_lr": 10.0, "meta_lr": 10.0}.items()},
@@ -226,8 +227,13 @@ class UncertaintyConfig:
     spread_weight_text: float = 4.0
     spread_weight_audio: float = 2.0
     spread_weight_vision: float = 2.0
+    # with the consistent correction, how far past the moved label an interval reaches, in
+    # multiples of the push (1: MUCN's interval and the moved one; chosen on tuning seeds)
+    push_reach: float = 2.0
 
     def check(self) -> None:
+        if not self.push_reach >= 1:
+            raise UserError(f"uncertainty.push_reach must be >= 1, got {self.push_reach}")
         if not 0.5 <= self.level < 1:
             raise UserError(f"uncertainty.level must be in [0.5, 1), got {self.level}")
         _non_negative(self, "spread_weight_text", "spread_weight_audio", "spread_weight_vision")

@@ -92,10 +92,11 @@ def finish(ds: MMSADataset, reps: CachedReps, result: Stage2Result, config: Labe
     spread = {m: config.selection.noise_scale * evidence[m].residual_sd for m in MODALITIES}
     uncertainty, summary = _uncertainty(result, chosen, keep, spread=spread, config=config,
                                         seed=seed)
+    reach = config.uncertainty.push_reach
     for m in MODALITIES if uncertainty else ():
-        # the interval holds both readings, MUCN's label and the consistent one: how far the
-        # push should go is itself uncertain
-        moved = labels[m] - gated[m]
+        # MUCN's interval and the one moved `reach` times the push: how far the push should go
+        # is itself uncertain, and it only partly undoes MUCN's shrink of the modality it moves
+        moved = reach * (labels[m] - gated[m])
         lower, upper = uncertainty[f"{m}_lower"], uncertainty[f"{m}_upper"]
         uncertainty[f"{m}_lower"] = np.maximum(np.minimum(lower, lower + moved),
                                                -reps.bound).astype(np.float32)
