@@ -160,10 +160,12 @@ def _attrs_json(raw: Any, path: Path) -> dict[str, Any]:
     where = f"{path}: root attribute attrs_json"
     if not isinstance(raw, str):
         raise DatasetError(f"{where}: expected a JSON string, got {shorten(raw)}")
-    size = len(raw.encode("utf-8", "surrogatepass"))
+    # Characters first: a 20 MB string is refused without encoding a copy of it.
+    size = len(raw) if len(raw) > MAX_ATTRS_JSON_BYTES else len(raw.encode("utf-8",
+                                                                           "surrogatepass"))
     if size > MAX_ATTRS_JSON_BYTES:
-        raise DatasetError(f"{where}: {size} bytes, more than the {MAX_ATTRS_JSON_BYTES} "
-                           "this format allows")
+        raise DatasetError(f"{where}: at least {size} bytes, more than the "
+                           f"{MAX_ATTRS_JSON_BYTES} this format allows")
     try:
         attrs = json.loads(raw, parse_constant=_refuse_constant)
     except RecursionError:
