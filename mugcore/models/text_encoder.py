@@ -94,7 +94,8 @@ class BertTextEncoder(nn.Module):
             f"text_bert must be (B, 3, Lt), got {tuple(text_bert.shape)}"
         )
         ids, mask, segments = text_bert.long().unbind(dim=1)  # each (B, Lt)
-        min_id, max_id = int(ids.min()), int(ids.max())
+        # one device-to-host copy for both (each is a GPU sync that stalls the step)
+        min_id, max_id = torch.stack(torch.aminmax(ids)).tolist()
         if min_id < 0 or max_id >= self.vocab_size:
             raise UserError(
                 f"text_bert holds token ids in [{min_id}, {max_id}] but the checkpoint "
