@@ -252,6 +252,8 @@ def _strings(values: np.ndarray, where: str) -> np.ndarray:
 def _text_attr(dset: h5py.Dataset, name: str, default: str, allowed: tuple[str, ...],
                path: Path, where: str) -> str:
     value = dset.attrs.get(name, default)
+    if isinstance(value, bytes):  # a fixed-length string attribute, as other tools write them
+        value = value.decode("utf-8", "replace")
     if not isinstance(value, str) or value not in allowed:
         raise DatasetError(f"{path}: {where}: attribute {name} is {shorten(value)}; expected "
                            f"one of {', '.join(repr(a) for a in allowed)}")
