@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from mugcore.data.budget import Budget
-from mugcore.errors import DatasetError
+from mugcore.errors import DatasetError, shorten
 
 # Filters built into HDF5 and h5py (deflate, shuffle, fletcher32, szip, nbit, scaleoffset,
 # lzf): no plugin is ever loaded for them.
@@ -125,5 +125,5 @@ def _declared_bytes(dset: h5py.Dataset, path: Path, where: str) -> int:
             itemsize = max(itemsize, np.dtype(wanted).itemsize)
         except (TypeError, ValueError):
             raise DatasetError(f"{path}: {where} has an unreadable dtype attribute "
-                               f"{wanted!r}") from None
+                               f"{shorten(wanted)}") from None
     return int(dset.size or 0) * itemsize
