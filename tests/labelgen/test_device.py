@@ -180,3 +180,16 @@ def test_worker_job_on_two_ranks_gives_the_labels_of_one_process(tmp_path: Path,
     alone = generate_labels(tiny, method="mug", config=config, seed=SEED, device="cpu")
     for m in MODALITIES:
         np.testing.assert_array_equal(labels[m], alone.labels[m], err_msg=m)
+
+
+def test_stage1_checks_token_ids_once_up_front(tiny: MMSADataset) -> None:
+    from labelgen.stages.stage1 import run_stage1
+
+    bad = MMSADataset(splits={s: dict(split) for s, split in tiny.splits.items()},
+                      attrs=dict(tiny.attrs))
+    text_bert = np.array(bad.splits["test"]["text_bert"], copy=True)
+    text_bert[3, 0, 1] = 10**6  # beyond the vocabulary, in a split no training batch reads
+    bad.splits["test"]["text_bert"] = text_bert
+    config = load_config(preset="mosi", overrides=[*TINY, "stage1.max_iterations=1"])
+    with pytest.raises(UserError, match="vocabulary of 30522"):
+        run_stage1(bad, config.stage1, seed=0)
