@@ -49,10 +49,9 @@ def _helper_main(rank: int, world_size: int, port: int, device: str, features: s
     import torch
 
     from labelgen.generate import generate_labels
-
-    torch.set_num_threads(threads)  # as rank 0's: the same arithmetic on every rank
     from mugcore.data.io import load_dataset
 
+    torch.set_num_threads(threads)  # as rank 0's: the same arithmetic on every rank
     env = _join(rank, world_size, port, device)
     generate_labels(load_dataset(features, validate=False), method=method, config=config,
                     seed=seed, device=env)
