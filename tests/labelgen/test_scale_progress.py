@@ -11,11 +11,12 @@ from labelgen.config import LabelgenConfig, default_preset, load_config
 from labelgen.generate import generate_labels
 from labelgen.progress import Estimate
 from labelgen.service.worker import job_config
+from mugcore import progress_display
 from mugcore.cli import build_parser, run_cli
 from mugcore.data.schema import MMSADataset
 from mugcore.data.synth import make_synthetic
 from mugcore.errors import UserError
-from mugcore.progress_display import tell_estimate
+from mugcore.progress_display import Bar, tell_estimate
 from mugcore.threads import resolve_threads, usable_cores
 from tests.labelgen.conftest import TINY
 
@@ -118,3 +119,15 @@ def test_a_job_gets_the_default_preset_and_says_so(tiny_mosi: MMSADataset) -> No
     assert config.preset == "mosi-cpu" and line.startswith("preset mosi-cpu (")
     config, line = job_config({"method": "mug", "preset": "fast"}, tiny_mosi, gpu=False)
     assert config.preset == "fast" and line == "preset fast (the job's option)"
+
+
+def test_a_log_gets_a_plain_line_now_and_then(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture) -> None:
+    # no terminal: no bar (no carriage returns), a line every LOG_EVERY_S
+    bar = Bar(enabled=True)
+    bar.update("stage1 epoch 1/2", 0.1, None)
+    monkeypatch.setattr(progress_display, "LOG_EVERY_S", 0.0)
+    bar.update("stage1 fold 2/3 epoch 4/15", 0.42, 750.0)
+    bar.close()
+    err = capsys.readouterr().err
+    assert err == "stage1 fold 2/3 epoch 4/15: 42%, 12 min 30 s left\n"
