@@ -1,6 +1,7 @@
-"""Store writes on a full disk: registering a dataset or publishing a label set raises
-DiskFull (a UserError: a job then fails with its message instead of its worker dying) and
-leaves no file behind. SQLite store on a small tmpfs (skipped where none can be mounted)."""
+"""Store writes on a full disk: registering a dataset (refused before HDF5 begins a file it
+could not close) or publishing a label set raises DiskFull (a UserError: a job then fails with
+its message instead of its worker dying) and leaves no file behind; the process exits cleanly
+(HDF5 left with an unclosable file crashed at exit). SQLite store on a small tmpfs (skipped where none can be mounted)."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,10 +11,6 @@ import pytest
 from storage import LabelStore
 from storage.errors import DiskFull
 from storage.testing import clip_table, fill_disk, random_dataset, seeded_labels, small_tmpfs
-
-# h5py reports the failed writes of a file it closes on a full disk as unraisable warnings.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
@@ -28,7 +25,7 @@ def test_writes_on_a_full_disk_are_disk_full_and_leave_nothing(disk: Path) -> No
         store.register_dataset("fits", ds, source_format="pickle")
         filler = fill_disk(disk, leave=16 << 10)
         try:
-            with pytest.raises(DiskFull, match="registering a dataset: the store's disk is full"):
+            with pytest.raises(DiskFull, match="registering dataset 'full': the store's disk is full"):
                 store.register_dataset("full", random_dataset((4000, 100, 100), seed=1,
                                                               prefix="big"),
                                        source_format="pickle")
