@@ -3,7 +3,6 @@ clip), look-up by name or id, and deletion with everything that hangs off a data
 
 import logging
 import re
-import shutil
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,15 +18,13 @@ from mugcore.data.schema import SPLITS, TRUTH_KEYS, MMSADataset
 from mugcore.data.validate import check_dataset
 from mugcore.errors import UserError, shorten
 from mugcore.ids import plain_int
-from storage.errors import Conflict, DiskFull, NotFound, refuses_full_disk
+from storage.errors import Conflict, NotFound, refuses_full_disk
 from storage.models import ACTIVE_JOB_STATUSES, Clip, Dataset, Job, LabelSet
 from storage.records import DatasetInfo, plain_float, plain_json, utc, utcnow
 
 log = logging.getLogger(__name__)
 
 DATASETS_DIR = "datasets"
-# Free space kept beside a dataset's copy (HDF5's metadata, the SQL rows that follow).
-ROOM_MARGIN_BYTES = 4 << 20
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -57,7 +54,6 @@ class DatasetsMixin:
         check_dataset(ds, f"dataset {name!r}")
         clip_rows = _clip_rows(ds)
         rel = f"{DATASETS_DIR}/{name}-{content_hash[:12]}.h5"
-        _check_room(ds, self.root / DATASETS_DIR, name)
         save_dataset(ds, self.root / rel)
         row = Dataset(name=name, source_format=source_format, content_hash=content_hash,
                       label_bound=ds.label_bound, dims=_dims(ds),
@@ -165,29 +161,6 @@ class DatasetsMixin:
         self._forget(ids)
         log.info("deleted dataset %s and %d label set(s)", name, len(ids))
         return ids
-
-
-def _check_room(ds: MMSADataset, directory: Path, name: str) -> None:
-    """Refuse before writing when the dataset's HDF5 copy would not fit: HDF5 that meets a full
-    disk cannot close its file (the library keeps it open, and may crash at exit), so a
-    write that is known to fail is not begun. A write that still finds the disk full (space
-    taken meanwhile) is a DiskFull through `refuses_full_disk`."""
-    need = sum(_stored_bytes(value) for split in ds.splits.values() for value in split.values())
-    free = shutil.disk_usage(directory).free
-    if free < need + need // 20 + ROOM_MARGIN_BYTES:
-        raise DiskFull(f"registering dataset {name!r}: the store's disk is full (its copy "
-                       f"needs about {need >> 20} MiB, {free >> 20} MiB are free); nothing was "
-                       "stored (free space, then try again)")
-
-
-def _stored_bytes(value: Any) -> int:
-    """About what `save_dataset` writes for one per-clip value (arrays are stored raw)."""
-    if isinstance(value, np.ndarray) and value.dtype.kind not in "OU":
-        return value.nbytes
-    items = value.reshape(-1).tolist() if isinstance(value, np.ndarray) else value
-    # Strings as UTF-8 plus HDF5's per-string reference; numbers in a list as 8 bytes.
-    return sum(len(v.encode("utf-8", "replace")) + 16 if isinstance(v, str) else 8
-               for v in items)
 
 
 def _dims(ds: MMSADataset) -> dict[str, Any]:
