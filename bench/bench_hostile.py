@@ -44,6 +44,7 @@ TARGET_P99_MS = 100.0
 
 
 def hostile_files(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
     ds = make_synthetic("mosi", n_train=8, n_valid=4, n_test=4, seed=0)
     valid = directory / "valid.h5"
     save_dataset(ds, valid)

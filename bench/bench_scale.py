@@ -117,14 +117,15 @@ def timed(cmd: list[str], log: Path) -> dict[str, Any]:
     before = loadavg()
     started = time.perf_counter()
     with open(log, "wb") as out:
-        proc = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M", *cmd], stdout=out,
+        proc = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M %U %S", *cmd], stdout=out,
                               stderr=subprocess.STDOUT, check=False)
     wall = time.perf_counter() - started
     text = log.read_text(errors="replace")
-    peak_kb = next((int(line.split()[2]) for line in reversed(text.splitlines())
-                    if line.startswith("TIME ")), 0)
+    fields = next((line.split()[1:] for line in reversed(text.splitlines())
+                   if line.startswith("TIME ")), ["0", "0", "0", "0"])
     return {"cmd": " ".join(cmd), "rc": proc.returncode, "wall_s": round(wall, 1),
-            "peak_rss_gb": round(peak_kb / 1024**2, 2), "load_before": before,
+            "peak_rss_gb": round(int(fields[1]) / 1024**2, 2),
+            "cpu_s": round(float(fields[2]) + float(fields[3]), 1), "load_before": before,
             "load_after": loadavg(), "log": str(log)}
 
 

@@ -71,6 +71,18 @@ def describe(device: torch.device | str) -> str:
     return f"cuda:{index} ({props.name}, {props.total_memory / 2**30:.0f} GiB)"
 
 
+def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """A small CPU tensor (batch positions, noise) on `device` without stalling a GPU: a plain
+    copy to a GPU waits for every queued kernel first, so each step would start on an idle
+    GPU. Pinned, the copy is queued like a kernel; on the CPU nothing is copied."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda" or tensor.device.type != "cpu":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 @dataclass(frozen=True)
 class DistEnv:
     rank: int

@@ -28,3 +28,8 @@ class DatasetError(UserError):
 
 class UnsafePickleError(DatasetError):
     """A pickle that reaches for something other than numpy arrays and plain containers."""
+
+
+class DiskFull(UserError):
+    """A write found (or would find) the disk or the quota full; whatever was being written
+    has been removed by its writer. The API answers 507; a job fails with the message."""

@@ -4,11 +4,13 @@ the estimate of the total, told once before the long work, with a warning naming
 choices when it is above an hour on a CPU."""
 
 import sys
+import time
 from collections.abc import Sequence
 
 from tqdm import tqdm
 
 HOUR_S = 3600.0
+LOG_EVERY_S = 60.0  # a plain line this often where no bar can show (stderr is not a terminal)
 
 
 def duration(seconds: float) -> str:
@@ -22,15 +24,23 @@ def duration(seconds: float) -> str:
 
 
 class Bar:
-    """One bar for the whole command; off when stderr is not a terminal (tqdm's disable=None)
-    or when `enabled` is false."""
+    """One bar for the whole command, or off when `enabled` is false. Where stderr is not a
+    terminal (a log) there is no bar (tqdm's disable=None) but a plain line every LOG_EVERY_S,
+    so that a log of a long run still says where it is."""
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
         self.bar: tqdm | None = None
+        self.logged = time.monotonic()
 
     def update(self, where: str, fraction: float, eta_s: float | None) -> None:
         if not self.enabled:
+            return
+        if not sys.stderr.isatty():
+            if time.monotonic() - self.logged >= LOG_EVERY_S:
+                self.logged = time.monotonic()
+                left = f", {duration(eta_s)} left" if eta_s is not None else ""
+                print(f"{where}: {fraction:.0%}{left}", file=sys.stderr, flush=True)
             return
         if self.bar is None:
             self.bar = tqdm(total=1000, disable=None, leave=True,

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from mugcore.errors import UserError
+from mugcore.errors import DiskFull, UserError
 
 # A full disk or an exhausted quota: HDF5 reports them with the C library's message and not
 # always with its errno, so both are looked at.
@@ -37,11 +37,6 @@ class DamagedStore(UserError):
     the request's fault, but a plain message naming the file, never a traceback."""
 
 
-class DiskFull(UserError):
-    """A write found the disk (or the quota) full. Whatever was being written has been removed
-    by its writer; the API answers 507, a job fails with this message."""
-
-
 def is_disk_full(exc: BaseException) -> bool:
     """Did `exc` (or what caused it) come from a write that found the disk full?"""
     seen: BaseException | None = exc
@@ -63,6 +58,9 @@ def refuses_full_disk(what: str) -> Callable[[F], F]:
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
                 return method(*args, **kwargs)
+            except DiskFull as exc:  # said by a lower writer, naming a path of the server's
+                raise DiskFull(f"{what}: the store's disk is full; nothing was stored (free "
+                               "space, then try again)") from exc
             except UserError:
                 raise
             except Exception as exc:

@@ -81,3 +81,18 @@ def test_peer_children_take_a_device(tmp_path: Path, tiny_mosi_pkl: Path) -> Non
 
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert len(out["seconds_per_iteration"]) == 2 and out["peak_gpu_mb"] is None
+
+
+def test_uncapped_stage1_projection() -> None:
+    from labelgen.config import load_config
+
+    config = load_config(preset="mosi", overrides=["stage1.max_iterations=300"])
+    runs = [{"train_seconds": 12.0}] * 3
+    folded = {"runs": runs, "seconds_per_iteration": 0.04, "seconds": 45.0,
+              "cross_fit": {"folds": 3}, "plain_run": {
+                  "runs": [{"train_seconds": 12.0}], "seconds_per_iteration": 0.04,
+                  "seconds": 14.0}}
+    # 3 folds of 600 clips: 30 epochs x 19 steps each, the plain run 30 x 29; 9 s + 2 s besides
+    expected = 3 * 30 * 19 * 0.04 + 9.0 + 30 * 29 * 0.04 + 2.0
+    assert bench_gpu._uncapped_stage1(folded, config, 900) == round(expected, 1)
+    assert bench_gpu._uncapped_stage1(folded, load_config(preset="mosi"), 900) is None

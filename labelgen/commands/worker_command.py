@@ -7,7 +7,8 @@ from mugcore.device import DEVICES, check_device
 # Flag dest -> Settings field; unset flags fall back to MUG_* variables, then the defaults.
 _FLAGS = {"store": "store", "files": "files", "poll_s": "poll_s",
           "stale_s": "job_stale_s", "stale_policy": "job_stale_policy",
-          "max_attempts": "job_max_attempts", "device": "device"}
+          "max_attempts": "job_max_attempts", "device": "device",
+          "ranks": "ranks"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="where jobs run unless a job names its device: cuda when a GPU is "
                         "visible (auto, the default), cpu, or cuda (MUG_DEVICE; an error "
                         "without a GPU)")
+    p.add_argument("--ranks", type=int, metavar="N",
+                   help="run each job on N torch.distributed ranks of this machine (gloo on "
+                        "the CPU, one GPU each on CUDA; MUG_RANKS; default 1): its "
+                        "cross-fitting folds or seed-averaging runs are spread over them, with "
+                        "the same labels as one rank")
     p.set_defaults(func=cmd_worker)
 
 

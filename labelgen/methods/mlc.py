@@ -40,6 +40,7 @@ from labelgen.stages.mucn import MUCN
 from labelgen.stages.representations import CachedReps
 from labelgen.stages.stage2 import _Standardiser, inner_step
 from mugcore.data.schema import MODALITIES, SPLITS
+from mugcore.device import to_device
 from mugcore.errors import UserError
 from mugcore.models.predictor import Predictor
 
@@ -99,7 +100,7 @@ def train_lcn(h: torch.Tensor, z: torch.Tensor, y: torch.Tensor, *, bound: float
     predictor_opt = torch.optim.SGD(predictor.parameters(), lr=config.inner_lr)
     n = len(y)
     for _epoch in range(config.epochs):
-        order = torch.randperm(n, generator=generator).to(h.device)
+        order = to_device(torch.randperm(n, generator=generator), h.device)
         for start in range(0, n, config.batch_size):
             idx = order[start:start + config.batch_size]
             hb, zb, yb = h[idx], z[idx], y[idx]

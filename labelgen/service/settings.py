@@ -32,6 +32,9 @@ class WorkerEnvSettings(BaseSettings):
                                "progress and checks for cancellation")
     cancel_grace_s: float = Field(2.0, ge=0, description="time a cancelled job's process gets "
                                   "to stop before it is killed")
+    ranks: int = Field(1, ge=1, le=64, description="torch.distributed ranks per job on this "
+                       "machine (gloo on the CPU, one GPU each with NCCL): the cross-fitting "
+                       "folds or seed-averaging runs are spread over them")
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="where jobs whose device option is auto run: cuda when a GPU is "
                             "visible (auto), cpu, or cuda")
@@ -48,7 +51,7 @@ class WorkerEnvSettings(BaseSettings):
                               stale_s=self.job_stale_s, stale_policy=self.job_stale_policy,
                               max_attempts=self.job_max_attempts,
                               cancel_grace_s=self.cancel_grace_s, once=once,
-                              device=self.device)
+                              device=self.device, ranks=self.ranks)
 
 
 S = TypeVar("S", bound=BaseSettings)

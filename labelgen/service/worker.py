@@ -122,6 +122,7 @@ class WorkerSettings:
     cancel_grace_s: float = 2.0  # time a cancelled child gets before it is killed
     once: bool = False  # run until the queue is empty, then return
     device: str = "auto"  # where jobs whose `device` option is auto run (mugcore.device)
+    ranks: int = 1  # torch.distributed ranks per job (labelgen/service/ranks.py)
 
 
 # ---------------------------------------------------------------------- child process
@@ -154,7 +155,7 @@ def thread_lock_for_bars() -> None:
 
 
 def _child_main(conn: Connection, stop: Any, features: str, options: dict[str, Any],
-                worker_pid: int, device: str) -> None:
+                worker_pid: int, device: str, ranks: int = 1) -> None:
     # The worker handles SIGINT (Ctrl-C on the terminal reaches the whole process group).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     thread_lock_for_bars()
@@ -171,11 +172,12 @@ def _child_main(conn: Connection, stop: Any, features: str, options: dict[str, A
         logging.getLogger(name).setLevel(logging.INFO)
     from labelgen.generate import Cancelled, generate_labels
     from labelgen.progress import Estimate
+    from labelgen.service.ranks import start_ranks
     from mugcore.data.io import load_dataset
 
     try:
         ds = load_dataset(features, validate=False)
-        threads, why = resolve_threads(None)
+        threads, why = resolve_threads(None, processes=ranks)  # cores shared by the ranks
         apply_threads(threads)
         config, preset_line = job_config(options, ds, gpu=pick_device(device).type == "cuda")
         for line in (preset_line, why):
@@ -186,10 +188,16 @@ def _child_main(conn: Connection, stop: Any, features: str, options: dict[str, A
                      if e.cross_fit_s else "")
             send(("log", f"estimated total: {duration(e.total_s)} ({e.basis}){extra}"))
 
+        def rank_failed(message: str) -> None:  # rank 0 would wait for it for ever
+            send(("error", message))
+            os._exit(1)
+
+        run_on = start_ranks(ranks, device, features=features, method=options["method"],
+                             config=config, seed=options["seed"], on_failure=rank_failed)
         result = generate_labels(
             ds, method=options["method"], config=config, seed=options["seed"],
             progress=lambda where, fraction, eta_s: send(("progress", where, fraction, eta_s)),
-            should_stop=stop.is_set, device=device, on_estimate=on_estimate)
+            should_stop=stop.is_set, device=run_on, on_estimate=on_estimate)
         send(("result", result))
     except Cancelled:
         send(("cancelled",))
@@ -278,7 +286,7 @@ class Worker:
         stop = ctx.Event()
         child = ctx.Process(target=_child_main, name=f"labelgen-job-{job.id}",
                             args=(sender, stop, str(features), options, os.getpid(),
-                                  _job_device(options, self.settings)))
+                                  _job_device(options, self.settings), self.settings.ranks))
         child.start()
         sender.close()  # ours closed, so recv() sees EOF once the child is gone
         try:

@@ -136,12 +136,18 @@ def train_model(ds: MMSADataset, config: Stage1Config, net: NetConfig, *, seed: 
     # built on the CPU, then moved: the same initial weights on every device
     model = PretrainNet(net=net, projector_hidden=config.projector_hidden,
                         temperature=config.temperature).to(device)
-    if config.bf16_bert:
-        if torch.device(device).type != "cuda":
-            raise UserError("stage1.bf16_bert needs a GPU (--device cuda); on a CPU bf16 "
-                            "only slows BERT down")
-        text = model.net.encoders["text"]
-        if isinstance(text, BertTextEncoder):
+    if config.bf16_bert and torch.device(device).type != "cuda":
+        raise UserError("stage1.bf16_bert needs a GPU (--device cuda); on a CPU bf16 only "
+                        "slows BERT down")
+    text = model.net.encoders["text"]
+    if isinstance(text, BertTextEncoder):
+        # every token id checked once, here on the CPU, instead of on each batch, where the
+        # check is a GPU sync that stalls every step
+        for split in SPLITS:
+            text.check_ids(torch.from_numpy(np.rint(np.asarray(ds.splits[split]["text_bert"])
+                                                    [:, 0])))
+        text.ids_checked = True
+        if config.bf16_bert:
             text.autocast = torch.bfloat16
     bert = [p for n, p in model.named_parameters() if ".bert." in n and p.requires_grad]
     rest = [p for n, p in model.named_parameters() if ".bert." not in n and p.requires_grad]

@@ -33,6 +33,7 @@ from labelgen.config import Stage2Config
 from labelgen.stages.mucn import MUCN
 from labelgen.stages.representations import CachedReps
 from mugcore.data.schema import MODALITIES, SPLITS
+from mugcore.device import to_device
 
 Params = dict[str, torch.Tensor]
 LossFn = Callable[[Params], torch.Tensor]
@@ -118,7 +119,7 @@ def meta_step(model: nn.Module, h: torch.Tensor, z: torch.Tensor, y: torch.Tenso
 
 def _randn_like(y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Standard normal noise shaped like y, drawn from the (CPU) generator, on y's device."""
-    return torch.randn(y.shape, generator=generator).to(y.device)
+    return to_device(torch.randn(y.shape, generator=generator), y.device)
 
 
 def _assign(params: Params, values: Params) -> None:
@@ -245,7 +246,7 @@ def _run_stage2(reps: CachedReps, config: Stage2Config, members: list[Member], *
     averaged = _IterateAverage(model, start=epochs - round(config.average_last * epochs))
     model.train()
     for epoch in range(epochs):
-        order = torch.randperm(n_train, generator=generator).to(device)
+        order = to_device(torch.randperm(n_train, generator=generator), device)
         for start in range(0, n_train, config.batch_size):
             idx = order[start:start + config.batch_size]
             outcome = meta_step(model, h[:, idx], z[:, idx], y[:, idx], sigma=sigma,

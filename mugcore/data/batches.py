@@ -26,6 +26,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mugcore.data.schema import LENGTH_KEYS, MODALITIES, MMSADataset
+from mugcore.device import to_device
 from mugcore.errors import DatasetError, UserError
 
 Batch = dict[str, Tensor]
@@ -178,7 +179,7 @@ class _Gather:
         idx = torch.tensor(positions, dtype=torch.long)
         keep = {m: max(int(self.lengths[k][idx].max()), 1) for m, k in LENGTH_KEYS.items()}
         n_tokens = int(self.lengths["text_extent"][idx].max())
-        idx = idx.to(self.device)
+        idx = to_device(idx, self.device)
         if self.trim_text:
             keep["text"] = n_tokens
         batch = {}

@@ -160,10 +160,12 @@ def _attrs_json(raw: Any, path: Path) -> dict[str, Any]:
     where = f"{path}: root attribute attrs_json"
     if not isinstance(raw, str):
         raise DatasetError(f"{where}: expected a JSON string, got {shorten(raw)}")
-    size = len(raw.encode("utf-8", "surrogatepass"))
+    # Characters first: a 20 MB string is refused without encoding a copy of it.
+    size = len(raw) if len(raw) > MAX_ATTRS_JSON_BYTES else len(raw.encode("utf-8",
+                                                                           "surrogatepass"))
     if size > MAX_ATTRS_JSON_BYTES:
-        raise DatasetError(f"{where}: {size} bytes, more than the {MAX_ATTRS_JSON_BYTES} "
-                           "this format allows")
+        raise DatasetError(f"{where}: at least {size} bytes, more than the "
+                           f"{MAX_ATTRS_JSON_BYTES} this format allows")
     try:
         attrs = json.loads(raw, parse_constant=_refuse_constant)
     except RecursionError:
@@ -250,6 +252,8 @@ def _strings(values: np.ndarray, where: str) -> np.ndarray:
 def _text_attr(dset: h5py.Dataset, name: str, default: str, allowed: tuple[str, ...],
                path: Path, where: str) -> str:
     value = dset.attrs.get(name, default)
+    if isinstance(value, bytes):  # a fixed-length string attribute, as other tools write them
+        value = value.decode("utf-8", "replace")
     if not isinstance(value, str) or value not in allowed:
         raise DatasetError(f"{path}: {where}: attribute {name} is {shorten(value)}; expected "
                            f"one of {', '.join(repr(a) for a in allowed)}")

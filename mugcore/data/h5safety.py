@@ -21,7 +21,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from mugcore.errors import DatasetError
+from mugcore.data.budget import Budget
+from mugcore.errors import DatasetError, shorten
 
 # Filters built into HDF5 and h5py (deflate, shuffle, fletcher32, szip, nbit, scaleoffset,
 # lzf): no plugin is ever loaded for them.
@@ -41,26 +42,17 @@ def read_budget(file_size: int) -> int:
     return EXPANSION_FLOOR_BYTES + MAX_EXPANSION * file_size
 
 
-class ReadBudget:
-    """What reading one file has allocated so far; `charge` before each allocation."""
+class ReadBudget(Budget):
+    """What reading one HDF5 file has allocated so far; `charge` before each allocation."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.file_size = path.stat().st_size
-        self.limit = read_budget(self.file_size)
-        self.used = 0
-
-    @property
-    def remaining(self) -> int:
-        return max(0, self.limit - self.used)
-
-    def charge(self, nbytes: int, where: str) -> None:
-        self.used += nbytes
-        if self.used > self.limit:
-            raise DatasetError(
-                f"{self.path}: {where}: reading the file would allocate more than "
-                f"{self.limit >> 20} MiB, more than a file of {self.file_size} bytes can need "
-                f"(at most {MAX_EXPANSION}x its size plus {EXPANSION_FLOOR_BYTES >> 20} MiB)")
+        limit = read_budget(self.file_size)
+        super().__init__(limit, lambda where: DatasetError(
+            f"{path}: {where}: reading the file would allocate more than {limit >> 20} MiB, "
+            f"more than a file of {self.file_size} bytes can need (at most {MAX_EXPANSION}x "
+            f"its size plus {EXPANSION_FLOOR_BYTES >> 20} MiB)"))
 
     def charge_strings(self, texts: list[str], where: str) -> None:
         self.charge(sum(sys.getsizeof(t) for t in texts) + 8 * len(texts), where)
@@ -133,5 +125,5 @@ def _declared_bytes(dset: h5py.Dataset, path: Path, where: str) -> int:
             itemsize = max(itemsize, np.dtype(wanted).itemsize)
         except (TypeError, ValueError):
             raise DatasetError(f"{path}: {where} has an unreadable dtype attribute "
-                               f"{wanted!r}") from None
+                               f"{shorten(wanted)}") from None
     return int(dset.size or 0) * itemsize

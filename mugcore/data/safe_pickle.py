@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from mugcore.data.budget import Budget
 from mugcore.errors import UnsafePickleError
 
 _NUMPY_CORE = ("numpy.core", "numpy._core")  # numpy < 2 and numpy >= 2 spell the module differently
@@ -106,25 +107,18 @@ ALLOWED_COSTS: dict[tuple[str, str], Cost] = {
 ALLOWED: frozenset[tuple[str, str]] = frozenset({("numpy", "ndarray"), *ALLOWED_COSTS})
 
 
-class _Budget:
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-
-    def charge(self, nbytes: int, what: str) -> None:
-        self.used += nbytes
-        if self.used > self.limit:
-            raise UnsafePickleError(
-                f"refused to build {what}: the pickle would make the reader allocate more than "
-                f"{self.limit >> 20} MiB ({BUDGET_PER_FILE_BYTE}x its size plus "
-                f"{BUDGET_FLOOR_BYTES >> 20} MiB)")
+def _budget(limit: int) -> Budget:
+    return Budget(limit, lambda what: UnsafePickleError(
+        f"refused to build {what}: the pickle would make the reader allocate more than "
+        f"{limit >> 20} MiB ({BUDGET_PER_FILE_BYTE}x its size plus "
+        f"{BUDGET_FLOOR_BYTES >> 20} MiB)"))
 
 
 class _GuardedArray(np.ndarray):
     """Stands in for `numpy.ndarray` while unpickling; `safe_load` turns every instance back
     into a plain ndarray."""
 
-    budget: _Budget
+    budget: Budget
 
     def __new__(cls, shape: Any, dtype: Any = float, *args: Any, **kwargs: Any) -> Any:
         cls.budget.charge(_array_bytes(shape, dtype), "an array")
@@ -139,11 +133,11 @@ class _GuardedArray(np.ndarray):
         super().__setstate__(state)
 
 
-def _guarded_ndarray(budget: _Budget) -> type[_GuardedArray]:
+def _guarded_ndarray(budget: Budget) -> type[_GuardedArray]:
     return type("ndarray", (_GuardedArray,), {"budget": budget})
 
 
-def _guarded_call(target: Callable[..., Any], cost: Cost, budget: _Budget,
+def _guarded_call(target: Callable[..., Any], cost: Cost, budget: Budget,
                   name: str) -> Callable[..., Any]:
     def call(*args: Any) -> Any:
         budget.charge(cost(*args), f"{name}(...)")
@@ -157,7 +151,7 @@ class SafeUnpickler(pickle.Unpickler):
 
     def __init__(self, file: IO[bytes], *, max_bytes: int, **kwargs: Any) -> None:
         super().__init__(file, **kwargs)
-        self._budget = _Budget(max_bytes)
+        self._budget = _budget(max_bytes)
         self._ndarray = _guarded_ndarray(self._budget)
 
     def find_class(self, module: str, name: str) -> Any:

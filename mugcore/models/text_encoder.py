@@ -62,6 +62,9 @@ class BertTextEncoder(nn.Module):
     """
 
     autocast: torch.dtype | None = None
+    # True once the caller has checked every token id it will pass (check_ids on whole
+    # splits, on the CPU): the per-batch check, a GPU sync on every step, is then skipped
+    ids_checked: bool = False
 
     def __init__(
         self, *, checkpoint: str | Path | None = None, out_dim: int, finetune: bool = True
@@ -88,19 +91,25 @@ class BertTextEncoder(nn.Module):
     def forward(self, text_bert: Tensor) -> Tensor:
         return self.proj(self.cls_state(text_bert))  # (B, hidden) -> (B, out_dim)
 
-    def cls_state(self, text_bert: Tensor) -> Tensor:
-        """BERT's last-layer [CLS] state (B, hidden); gradients only when fine-tuning."""
-        assert text_bert.dim() == 3 and text_bert.shape[1] == 3, (
-            f"text_bert must be (B, 3, Lt), got {tuple(text_bert.shape)}"
-        )
-        ids, mask, segments = text_bert.long().unbind(dim=1)  # each (B, Lt)
-        min_id, max_id = int(ids.min()), int(ids.max())
+    def check_ids(self, ids: Tensor) -> None:
+        """A UserError if any token id lies outside the checkpoint's vocabulary."""
+        # one device-to-host copy for both bounds (on a GPU each copy waits for the queue)
+        min_id, max_id = torch.stack(torch.aminmax(ids.long())).tolist()
         if min_id < 0 or max_id >= self.vocab_size:
             raise UserError(
                 f"text_bert holds token ids in [{min_id}, {max_id}] but the checkpoint "
                 f"{self.checkpoint} has a vocabulary of {self.vocab_size}: the dataset was "
                 "tokenised for another model"
             )
+
+    def cls_state(self, text_bert: Tensor) -> Tensor:
+        """BERT's last-layer [CLS] state (B, hidden); gradients only when fine-tuning."""
+        assert text_bert.dim() == 3 and text_bert.shape[1] == 3, (
+            f"text_bert must be (B, 3, Lt), got {tuple(text_bert.shape)}"
+        )
+        ids, mask, segments = text_bert.long().unbind(dim=1)  # each (B, Lt)
+        if not self.ids_checked:
+            self.check_ids(ids)
         with (torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()),
               torch.autocast(ids.device.type, dtype=self.autocast or torch.bfloat16,
                              enabled=self.autocast is not None)):

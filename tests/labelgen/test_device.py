@@ -152,3 +152,44 @@ def test_loader_on_a_device_gives_the_batches_of_a_plain_one(tiny: MMSADataset) 
                 assert a.keys() == b.keys()
                 for key in a:
                     torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_worker_job_on_two_ranks_gives_the_labels_of_one_process(tmp_path: Path,
+                                                                  tiny: MMSADataset) -> None:
+    from labelgen.config import parse_override
+    from storage import LabelStore
+
+    overrides = dict(parse_override(o) for o in OPTIONS)
+    with LabelStore.open(tmp_path / "store") as store:
+        ds_id = store.register_dataset("tiny", tiny, source_format="hdf5").id
+        job = store.create_job(ds_id, {"method": "mug", "preset": "fast", "seed": SEED,
+                                       "overrides": overrides, "device": "cpu"})
+    two_cores = set(sorted(os.sched_getaffinity(0))[:2])  # 1 thread per rank, as this process
+    r = subprocess.run([sys.executable, "-c", RUN_CLI, "worker", "--store",
+                        str(tmp_path / "store"), "--once", "--poll-s", "0.2", "--ranks", "2"],
+                       capture_output=True, text=True, timeout=600,
+                       preexec_fn=lambda: os.sched_setaffinity(0, two_cores))
+    assert r.returncode == 0, r.stderr[-3000:]
+    with LabelStore.open(tmp_path / "store") as store:
+        done = store.get_job(job.id)
+        assert done.status == "succeeded", (done.error, r.stderr[-3000:])
+        labels = store.read_labels(done.label_set_id)
+        provenance = store.get_label_set(done.label_set_id).provenance
+    assert provenance["device"]["ranks"] == 2
+    config = load_config(preset="fast", overrides=OPTIONS)
+    alone = generate_labels(tiny, method="mug", config=config, seed=SEED, device="cpu")
+    for m in MODALITIES:
+        np.testing.assert_array_equal(labels[m], alone.labels[m], err_msg=m)
+
+
+def test_stage1_checks_token_ids_once_up_front(tiny: MMSADataset) -> None:
+    from labelgen.stages.stage1 import run_stage1
+
+    bad = MMSADataset(splits={s: dict(split) for s, split in tiny.splits.items()},
+                      attrs=dict(tiny.attrs))
+    text_bert = np.array(bad.splits["test"]["text_bert"], copy=True)
+    text_bert[3, 0, 1] = 10**6  # beyond the vocabulary, in a split no training batch reads
+    bad.splits["test"]["text_bert"] = text_bert
+    config = load_config(preset="mosi", overrides=[*TINY, "stage1.max_iterations=1"])
+    with pytest.raises(UserError, match="vocabulary of 30522"):
+        run_stage1(bad, config.stage1, seed=0)

@@ -10,10 +10,13 @@ from labelgen.commands import run_command
 from labelgen.config import LabelgenConfig, default_preset, load_config
 from labelgen.generate import generate_labels
 from labelgen.progress import Estimate
+from labelgen.service.worker import job_config
+from mugcore import progress_display
 from mugcore.cli import build_parser, run_cli
 from mugcore.data.schema import MMSADataset
 from mugcore.data.synth import make_synthetic
 from mugcore.errors import UserError
+from mugcore.progress_display import Bar, tell_estimate
 from mugcore.threads import resolve_threads, usable_cores
 from tests.labelgen.conftest import TINY
 
@@ -98,3 +101,33 @@ def test_synth_mosei_unaligned_has_the_real_shapes() -> None:
     assert train["vision"].shape == (6, 500, 35)
     assert ds.attrs["preset"] == "mosei" and ds.attrs["synthetic"]
     assert all(i.startswith("synthetic_mosei_") for i in train["id"])
+
+
+def test_above_an_hour_on_a_cpu_names_faster_choices(capsys: pytest.CaptureFixture) -> None:
+    faster = ("--config fast", "a GPU (--device cuda)")
+    tell_estimate(4000.0, gpu=False, basis="timed", faster=faster)
+    err = capsys.readouterr().err
+    assert "estimated total: 1 h 06 min (timed)" in err
+    assert "warning: above an hour on a CPU. Faster: --config fast; a GPU" in err
+    tell_estimate(4000.0, gpu=True, basis="timed", faster=faster)
+    tell_estimate(600.0, gpu=False, basis="timed", faster=faster)
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_job_gets_the_default_preset_and_says_so(tiny_mosi: MMSADataset) -> None:
+    config, line = job_config({"method": "mug", "seed": 0}, tiny_mosi, gpu=False)
+    assert config.preset == "mosi-cpu" and line.startswith("preset mosi-cpu (")
+    config, line = job_config({"method": "mug", "preset": "fast"}, tiny_mosi, gpu=False)
+    assert config.preset == "fast" and line == "preset fast (the job's option)"
+
+
+def test_a_log_gets_a_plain_line_now_and_then(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture) -> None:
+    # no terminal: no bar (no carriage returns), a line every LOG_EVERY_S
+    bar = Bar(enabled=True)
+    bar.update("stage1 epoch 1/2", 0.1, None)
+    monkeypatch.setattr(progress_display, "LOG_EVERY_S", 0.0)
+    bar.update("stage1 fold 2/3 epoch 4/15", 0.42, 750.0)
+    bar.close()
+    err = capsys.readouterr().err
+    assert err == "stage1 fold 2/3 epoch 4/15: 42%, 12 min 30 s left\n"

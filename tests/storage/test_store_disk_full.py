@@ -1,7 +1,11 @@
-"""Store writes on a full disk: registering a dataset or publishing a label set raises
-DiskFull (a UserError: a job then fails with its message instead of its worker dying) and
-leaves no file behind. SQLite store on a small tmpfs (skipped where none can be mounted)."""
+"""Store writes on a full disk: registering a dataset (refused before HDF5 begins a file it
+could not close) or publishing a label set raises DiskFull (a UserError: a job then fails with
+its message instead of its worker dying) and leaves no file behind; the process exits cleanly
+(HDF5 left with an unclosable file crashed at exit). SQLite store on a small tmpfs (skipped
+where none can be mounted)."""
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,9 +14,6 @@ import pytest
 from storage import LabelStore
 from storage.errors import DiskFull
 from storage.testing import clip_table, fill_disk, random_dataset, seeded_labels, small_tmpfs
-
-# h5py reports the failed writes of a file it closes on a full disk as unraisable warnings.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 @pytest.fixture
@@ -42,3 +43,19 @@ def test_writes_on_a_full_disk_are_disk_full_and_leave_nothing(disk: Path) -> No
         assert [d.name for d in store.list_datasets()] == ["fits"]
         store.publish_label_set("fits", seeded_labels(clip_table(ds), 1), method="copy",
                                 options={}, seed=1)
+
+
+def test_import_to_a_full_disk_is_one_line_and_a_clean_exit(disk: Path, tiny_mosi_pkl: Path
+                                                           ) -> None:
+    filler = fill_disk(disk, leave=1 << 20)
+    try:
+        out = disk / "mosi.h5"
+        r = subprocess.run([sys.executable, "-m", "labelgen.cli", "import", str(tiny_mosi_pkl),
+                            "--out", str(out)], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2, (r.returncode, r.stderr[-2000:])  # not -11: no crash at exit
+        assert "Traceback" not in r.stderr
+        assert r.stderr.strip().splitlines()[-1].startswith("labelgen: error: ")
+        assert "disk is full" in r.stderr
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+    finally:
+        filler.unlink()
