@@ -296,6 +296,8 @@ class _Standardiser:
     """Train-split mean/std scaling of a modality's representations, or the identity; the
     scaled rows come out on `device` (computed in numpy first, as on the CPU)."""
 
+    device: torch.device | str = "cpu"  # also what stage-2 results pickled before it had one get
+
     def __init__(self, train_h: np.ndarray, *, enabled: bool,
                  device: torch.device | str = "cpu") -> None:
         self.mean = train_h.mean(axis=0) if enabled else 0.0
