@@ -148,7 +148,7 @@ def part_iterations(args: argparse.Namespace, report: dict[str, Any]) -> None:
     from mugcore.models.text_encoder import default_checkpoint
 
     checkpoint = default_checkpoint()
-    rounds = []
+    rounds, failed = [], {}
     for r in range(args.rounds):
         order = systems[r % len(systems):] + systems[:r % len(systems)]
         results = {}
@@ -156,26 +156,32 @@ def part_iterations(args: argparse.Namespace, report: dict[str, Any]) -> None:
             peer.stage3_set = ["bf16_autocast=true"] if system == "stage3_bf16" else []
             peer.stage1_set = ["stage1.bf16_bert=true"] if system == "stage1_bf16" else []
             name = system.removesuffix("_bf16")
-            with GpuSampler() as gpu:
-                results[system] = bench_peer.measure(name, peer, data, Path(args.peer_python),
-                                                     checkpoint)
+            try:
+                with GpuSampler() as gpu:
+                    results[system] = bench_peer.measure(name, peer, data,
+                                                         Path(args.peer_python), checkpoint)
+            except SystemExit as exc:  # measure's report of a failed child: keep the others
+                failed[system] = str(exc)
+                continue
             results[system]["gpu"] = gpu.summary()
             print(f"round {r + 1} {system}: median "
                   f"{statistics.median(results[system]['seconds_per_iteration']):.4f} s/it, "
                   f"peak GPU {results[system].get('peak_gpu_mb') or 0:.0f} MB", flush=True)
+        systems = [s for s in systems if s not in failed]
         rounds.append({s: results[s] for s in systems})
+    rounds = [{s: r[s] for s in systems} for r in rounds]
     summary = bench_peer.summarise(rounds)
     for system, s in summary["systems"].items():
         s["peak_gpu_mb"] = max((r[system].get("peak_gpu_mb") or 0) for r in rounds)
         s["gpu"] = rounds[-1][system]["gpu"]
     med = {k: v["median_s_per_it"] for k, v in summary["systems"].items()}
-    ratios = {"stage1 / stage3, s per it": med["stage1"] / med["stage3"],
-              "stage1 bf16 BERT / fp32, s per it": med["stage1_bf16"] / med["stage1"],
-              "stage3 bf16 / fp32, s per it": med["stage3_bf16"] / med["stage3"]}
-    if "self_mm" in med:
-        ratios["stage3 / Self-MM, s per it"] = med["stage3"] / med["self_mm"]
+    pairs = {"stage1 / stage3, s per it": ("stage1", "stage3"),
+             "stage1 bf16 BERT / fp32, s per it": ("stage1_bf16", "stage1"),
+             "stage3 bf16 / fp32, s per it": ("stage3_bf16", "stage3"),
+             "stage3 / Self-MM, s per it": ("stage3", "self_mm")}
+    ratios = {name: med[a] / med[b] for name, (a, b) in pairs.items() if a in med and b in med}
     report["iterations"] = {"systems": summary["systems"], "ratios": ratios,
-                            "self_mm_left_out": missing, "rounds": rounds,
+                            "self_mm_left_out": missing, "failed": failed, "rounds": rounds,
                             "setup": {"iterations": args.iterations, "warmup": args.warmup,
                                       "rounds": args.rounds, "batch_size": 32}}
 
@@ -323,6 +329,8 @@ def table(report: dict[str, Any]) -> list[str]:
                          f"{s['gpu'].get('util_mean_pct', '-')} |")
         if it.get("self_mm_left_out"):
             lines.append(f"Self-MM left out: {it['self_mm_left_out']}")
+        for system, why in (it.get("failed") or {}).items():
+            lines.append(f"{system} failed: {why}")
         for name, value in it["ratios"].items():
             goal = GOALS.get(name)
             lines.append(f"{name}: {value:.2f}" + (f" (goal <= {goal:.2f})" if goal else ""))

@@ -43,24 +43,18 @@ class Estimate:
     basis: str  # what it was computed from, for people
 
 
-@dataclass
-class _Training:
-    epochs: int = 0  # epochs it took (set when it ended)
-    batches: int = 0  # batches per epoch
-
-
 class Tracker:
     def __init__(self, *, runs: int, stage1: bool, cross_fit_folds: int,
                  stage2_steps: int | None, stage2_epochs: int | None, method_stage: str,
                  progress: ProgressFn | None, should_stop: StopFn | None,
                  on_estimate: Callable[[Estimate], None] | None = None) -> None:
-        self.runs, self.has_stage1, self.folds = runs, stage1, cross_fit_folds
+        self.runs, self.folds = runs, cross_fit_folds
         self.stage2_steps, self.stage2_epochs = stage2_steps, stage2_epochs
         self.method_stage = method_stage
         self.progress, self.should_stop, self.on_estimate = progress, should_stop, on_estimate
         self.started = time.perf_counter()
         self.timings: dict[str, float] = {}
-        self.finished: list[_Training] = []  # stage-1 trainings that ended, all runs
+        self.epochs_taken: list[int] = []  # by each stage-1 training that ended, all runs
         self.run_batches: list[int] = []  # stage-1 batches of each finished run
         self.run = 0
         self.tick: Stage1Tick | None = None
@@ -96,7 +90,7 @@ class Tracker:
             last = self.tick
             if last is not None and (tick.fold != last.fold or tick.folds != last.folds
                                      or tick.epoch < last.epoch):
-                self.finished.append(_Training(epochs=last.epoch, batches=last.batches))
+                self.epochs_taken.append(last.epoch)
             self.tick = tick
             self.run_done += 1
             self.s1_batches += 1
@@ -122,7 +116,7 @@ class Tracker:
 
     def _end_run(self) -> None:
         if self.tick is not None:
-            self.finished.append(_Training(epochs=self.tick.epoch, batches=self.tick.batches))
+            self.epochs_taken.append(self.tick.epoch)
             self.run_batches.append(self.run_done)
         self.tick, self.run_done = None, 0
 
@@ -140,7 +134,7 @@ class Tracker:
         return STAGE2_PRIOR_S
 
     def _expected_epochs(self, tick: Stage1Tick) -> int:
-        seen = [t.epochs for t in self.finished]
+        seen = self.epochs_taken
         prior = round(sum(seen) / len(seen)) if seen else min(tick.max_epochs,
                                                               3 * tick.patience)
         if tick.best_epoch:

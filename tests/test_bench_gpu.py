@@ -96,3 +96,35 @@ def test_uncapped_stage1_projection() -> None:
     expected = 3 * 30 * 19 * 0.04 + 9.0 + 30 * 29 * 0.04 + 2.0
     assert bench_gpu._uncapped_stage1(folded, config, 900) == round(expected, 1)
     assert bench_gpu._uncapped_stage1(folded, load_config(preset="mosi"), 900) is None
+
+
+def test_iterations_part_keeps_going_past_a_failed_system(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    speed = {"stage1": 0.05, "stage1_bf16": 0.04, "stage3": 0.03, "self_mm": 0.09}
+    calls = []
+
+    def measure(name: str, peer: argparse.Namespace, *_: object) -> dict:
+        system = name + ("_bf16" if peer.stage1_set or peer.stage3_set else "")
+        calls.append(system)
+        if system == "stage3_bf16":
+            raise SystemExit("stage3 failed (exit 1)")
+        return {"seconds_per_iteration": [speed[system]] * 3, "peak_rss_mb": 1.0,
+                "peak_gpu_mb": 100.0}
+
+    monkeypatch.setattr(bench_gpu.bench_peer, "measure", measure)
+    monkeypatch.setattr(bench_gpu, "mosi_data", lambda workdir: tmp_path / "mosi.pkl")
+    monkeypatch.setattr(bench_gpu, "peer_missing", lambda python: None)
+    args = argparse.Namespace(iterations=3, warmup=1, rounds=2, workdir=tmp_path,
+                              peer_python=sys.executable)
+    report: dict = {}
+    bench_gpu.part_iterations(args, report)
+    it = report["iterations"]
+    assert calls.count("stage3_bf16") == 1 and calls.count("stage1") == 2  # dropped after
+    assert it["failed"] == {"stage3_bf16": "stage3 failed (exit 1)"}
+    assert set(it["systems"]) == {"stage1", "stage1_bf16", "stage3", "self_mm"}
+    assert it["ratios"]["stage1 / stage3, s per it"] == pytest.approx(0.05 / 0.03)
+    assert it["ratios"]["stage3 / Self-MM, s per it"] == pytest.approx(0.03 / 0.09)
+    assert "stage3 bf16 / fp32, s per it" not in it["ratios"]
+    assert "stage3_bf16 failed: stage3 failed (exit 1)" in bench_gpu.table(report)
