@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from labelgen.commands import run_command
+from labelgen.trust.report import plain_decision
 from mugcore.cli import build_parser, run_cli
 
 
@@ -26,7 +27,7 @@ def test_copy_to_csv(tiny_mosi_h5: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert all(r["text"] == r["multimodal"] == r["vision"] for r in rows)
     printed = capsys.readouterr().out
     assert "copy = the multimodal label used as every uni-label" in printed
-    assert "audio: MAE" in printed and "level with copy" in printed
+    assert "audio: MAE" in printed and "(+0.0%, level)" in printed
     assert "decisions" not in printed  # copy decides nothing
 
 
@@ -54,7 +55,7 @@ def test_mug_to_h5_with_provenance_and_store(tiny_mosi_h5: Path, tmp_path: Path,
     for m in ("text", "audio", "vision"):
         gate = meta["gate"][m]
         assert gate["decision"] in ("correct", "shrink", "copy") and 0 <= gate["shrink"] <= 1
-        assert f"{m}: {gate['decision']}" in printed
+        assert f"{m}: {plain_decision(gate)[0]}" in printed
         candidates = meta["selection"][m]["candidates"]
         assert meta["selection"][m]["noise"] in [c["noise"] for c in candidates]
         assert meta["uncertainty"][m]["mean_width"] > 0
