@@ -281,7 +281,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 # A family's preset for a CPU: its text encoder's BERT frozen, so its [CLS] states are computed
 # once (mugcore.models.text_states) where fine-tuning runs BERT forward and backward on every
-# batch, which took hours for MOSI and a day for MOSEI on 2 cores (issue 18).
+# batch: 6 to 25 hours estimated for a MOSI-sized set on 2 busy cores (issue 18).
 CPU_SUFFIX = "-cpu"
 for _family in ("mosi", "mosei", "sims"):
     _stage1 = PRESETS[_family].get("stage1", {})

@@ -16,7 +16,7 @@ from mugcore.data.schema import MODALITIES, TRUTH_KEYS, MMSADataset
 from mugcore.errors import UserError
 from mugcore.ids import plain_int
 from mugcore.outputs import check_output_dir, refuse_symlinks, replace_file
-from mugcore.progress_display import tell_estimate
+from mugcore.progress_display import duration, tell_estimate
 from mugcore.threads import apply_threads, resolve_threads
 from trainer.config import PRESETS, TrainerConfig, load_config, parse_seeds
 from trainer.label_source import (
@@ -198,6 +198,7 @@ def _check_device_options(cfg: TrainerConfig, env: distributed.DistEnv) -> None:
 def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
     from trainer.recipe import Stage3Recipe, family_name
 
+    started = time.perf_counter()
     source = open_source(args.store, args.dataset, data_file=args.data, token=args.token,
                          cache_dir=args.cache_dir, files=args.files)
     ds = source.load_dataset()
@@ -226,10 +227,12 @@ def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
         recipe = Stage3Recipe(config=cfg, ds=ds, targets=targets, env=env, out_dir=out,
                               seed=seed, meta=meta, progress=not args.no_progress,
                               weights=weights)
+        setup_started = time.perf_counter()
         recipe.setup(resume=args.resume)
         recipe.where = f"stage3 seed {seed} ({len(runs) + 1}/{len(cfg.seeds)})"
         if not runs and env.is_main:
-            recipe.on_step = _estimator(recipe, cfg, gpu=gpu)
+            recipe.on_step = _estimator(recipe, cfg, gpu=gpu, started=started,
+                                        setup_s=time.perf_counter() - setup_started)
         state = recipe.train()
         recipe.load_best()
         runs.append({"seed": seed, "best_epoch": state.best_epoch,
@@ -272,9 +275,13 @@ FASTER = ("--config fast (an LSTM over the `text` features, small widths)",
 TIMED_STEPS = 5
 
 
-def _estimator(recipe: Any, cfg: TrainerConfig, *, gpu: bool) -> Callable[[], None]:
-    """Times the first steps of the first seed, then tells the estimate of the whole run
-    (every seed at its most epochs; validation counted as a third of a step per clip)."""
+def _estimator(recipe: Any, cfg: TrainerConfig, *, gpu: bool, started: float,
+               setup_s: float) -> Callable[[], None]:
+    """Times the first steps of the first seed, then tells the estimate of the whole run:
+    the time already spent (loading, the first seed's setup), every seed at its most epochs
+    (validation counted as a third of a step per clip), and the valid and test clips' share
+    of the setup (with a frozen BERT, their [CLS] states are computed when first evaluated,
+    as the train clips' were in the setup)."""
     count, first = 0, 0.0
 
     def on_step() -> None:
@@ -286,12 +293,16 @@ def _estimator(recipe: Any, cfg: TrainerConfig, *, gpu: bool) -> Callable[[], No
             rate = (time.perf_counter() - first) / TIMED_STEPS
             steps = len(recipe.loader)
             ds = recipe.ds
-            valid_share = ds.size("valid") / max(ds.size("train"), 1) / 3
-            total = rate * steps * (1 + valid_share) * cfg.epochs * len(cfg.seeds)
+            n_train = max(ds.size("train"), 1)
+            valid_share = ds.size("valid") / n_train / 3
+            later = setup_s * (ds.size("valid") + ds.size("test")) / n_train
+            total = (time.perf_counter() - started + later
+                     + rate * steps * (1 + valid_share) * cfg.epochs * len(cfg.seeds))
             tell_estimate(total, gpu=gpu, faster=FASTER,
                           basis=f"{rate:.3f} s per step, {steps} steps per epoch, at most "
-                                f"{cfg.epochs} epochs x {len(cfg.seeds)} seed(s); early "
-                                "stopping can end sooner")
+                                f"{cfg.epochs} epochs x {len(cfg.seeds)} seed(s), after "
+                                f"{duration(time.perf_counter() - started)} of loading and "
+                                "set-up; early stopping can end sooner")
     return on_step
 
 
