@@ -11,7 +11,7 @@ from labelgen.commands import synth_command
 from mugcore.cli import build_parser, run_cli
 from mugcore.data.io import load_dataset
 from mugcore.data.schema import LENGTH_KEYS, SPLITS, TRUTH_KEYS, MMSADataset
-from mugcore.data.synth import PRESETS, make_synthetic
+from mugcore.data.synth import FAMILY, PRESETS, make_synthetic
 from mugcore.data.text_templates import ADJECTIVES
 from mugcore.data.validate import validate_dataset
 from mugcore.errors import UserError
@@ -73,7 +73,7 @@ def test_attrs_say_synthetic(small: tuple[str, MMSADataset]) -> None:
     name, ds = small
     assert ds.attrs["synthetic"] is True
     assert "synthetic" in ds.attrs["description"].lower()
-    assert ds.attrs["preset"] == name and ds.attrs["seed"] == 3
+    assert ds.attrs["preset"] == FAMILY[name] and ds.attrs["seed"] == 3  # the family's preset
     assert ds.attrs["label_bound"] == PRESETS[name].label_bound
     assert ds.has_truth
 

@@ -171,12 +171,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     threads, why = resolve_threads(args.threads)  # a bad --threads before any work
     apply_threads(threads)
     env = distributed.init(args.device)
-    if env.is_main:
-        print(why, file=sys.stderr)
     try:
         # The config as far as the flags give it: a refusal before any data is read.
         _check_device_options(load_config(args.config, args.overrides), env)
-        return _run(args, env)
+        return _run(args, env, threads_told=why)
     except KeyboardInterrupt:
         if env.is_main:  # what is kept and how to go on, instead of a bare "interrupted"
             print(f"trainer: interrupted; each seed's last finished epoch is in "
@@ -195,7 +193,7 @@ def _check_device_options(cfg: TrainerConfig, env: distributed.DistEnv) -> None:
                         "drop it or run on a GPU (--device cuda)")
 
 
-def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
+def _run(args: argparse.Namespace, env: distributed.DistEnv, *, threads_told: str) -> int:
     from trainer.recipe import Stage3Recipe, family_name
 
     started = time.perf_counter()
@@ -218,6 +216,7 @@ def _run(args: argparse.Namespace, env: distributed.DistEnv) -> int:
 
     out: Path = args.out
     if env.is_main:
+        print(threads_told, file=sys.stderr)  # once the inputs passed: a refusal stays one line
         if args.force:  # the data and labels loaded: only now is the old run given up
             for path in _previous_run(out):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
