@@ -43,7 +43,7 @@ MAXIMA: dict[str, float] = {
     "selection.cross_fit_folds": 20, "selection.memorisation_gap": 1.0,
     "selection.ensemble_below": 1_000_000, "selection.ensemble_seeds": 10,
     **{f"gate.{k}": 100.0 for k in ("min_signal_z", "min_own_z")},
-    "gate.unique_low": 1.0, "gate.unique_high": 1.0,
+    "gate.unique_low": 1.0, "gate.unique_high": 1.0, "gate.summary_below": 1.0,
     "uncertainty.level": 0.999,
     **{f"uncertainty.spread_weight_{m}": 100.0 for m in ("text", "audio", "vision")},
     "uncertainty.push_reach": 10.0,
@@ -191,9 +191,12 @@ class GateConfig:
     unique_low: float = 0.015
     unique_high: float = 0.03
     min_own_z: float = 1.0
+    # the other two add less than this share of Var(y_M) beyond the modality, and it adds less
+    # beyond them: a summary of the other two -> copy (0: never)
+    summary_below: float = 0.12
 
     def check(self) -> None:
-        _non_negative(self, "min_signal_z", "min_own_z", "unique_low")
+        _non_negative(self, "min_signal_z", "min_own_z", "unique_low", "summary_below")
         if not self.unique_high > self.unique_low:
             raise UserError(f"gate.unique_high must exceed gate.unique_low, got "
                             f"{self.unique_high} <= {self.unique_low}")

@@ -68,7 +68,8 @@ def finish(ds: MMSADataset, reps: CachedReps, result: Stage2Result, config: Labe
         g = config.gate
         decisions = {m: gate.decide(evidence[m], min_signal_z=g.min_signal_z,
                                     min_own_z=g.min_own_z, unique_low=g.unique_low,
-                                    unique_high=g.unique_high) for m in MODALITIES}
+                                    unique_high=g.unique_high, summary_below=g.summary_below)
+                     for m in MODALITIES}
         keep = {m: d.keep for m, d in decisions.items()}
         provenance["gate"] = {m: d.as_dict() for m, d in decisions.items()}
     else:

@@ -14,6 +14,9 @@ Figures per modality (variances as fractions of Var(y_M) on the held-out rows):
 - r2: how much of y_M the modality's features predict;
 - unique: r2(all) - r2(others), what only this modality adds; with its bootstrap standard
   error (paired over the same resampled rows);
+- others_add: r2(all) - r2(own), what the other two add beyond this modality (small for a
+  modality that alone explains nearly all the three explain: a dominant one, or one whose
+  sentiment is a mix of the other two);
 - residual_sd: RMS of y_M minus the modality's own prediction, in units of H: how far the
   multimodal label strays from what this modality shows. When the features reveal the
   modality's sentiment s_u, it is the spread of y_M around s_u; otherwise it is larger.
@@ -39,6 +42,7 @@ class ModalityEvidence:
     r2_se: float
     unique: float
     unique_se: float
+    others_add: float
     residual_sd: float  # in units of H
     rows: int
 
@@ -83,7 +87,7 @@ def gather_evidence(reps: CachedReps, *, train_out_of_fold: bool,
         unique_boot = [_r2(err_all[b], y[b]) - _r2(err_others[b], y[b]) for b in boot]
         evidence[m] = ModalityEvidence(
             r2=r2, r2_se=float(np.std(r2_boot)), unique=unique,
-            unique_se=float(np.std(unique_boot)),
+            unique_se=float(np.std(unique_boot)), others_add=_r2(err_all, y) - r2,
             residual_sd=float(np.sqrt(err_own.mean())) / reps.bound, rows=len(y))
     return evidence
 

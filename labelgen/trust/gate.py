@@ -16,6 +16,14 @@ decided from held-out evidence (labelgen/trust/evidence.py), never from ground t
    less than `min_own_z` standard errors above zero counts as none. The share, not the
    z-score, decides: with many clips a tiny share is significant and still too little.
 
+3. Summary of the others. A modality whose features alone explain nearly all that the three
+   explain (the other two add less than `summary_below` of Var(y_M) beyond it) and which adds
+   less beyond the other two than they add beyond it is a summary of them: its sentiment
+   looks like a mix of the other two, i.e. like y_M itself, and the safe label is y_M. A
+   modality that dominates the mix also explains nearly everything alone, but adds much of its
+   own (issue 16: with a frozen BERT's weak text states an `echo` vision passed rule 2 and
+   was corrected 15-22 % worse than copy on the tuning seeds; this rule was chosen there).
+
 Decision names: "correct" (lambda = 1), "shrink" (0 < lambda < 1), "copy" (lambda = 0).
 """
 
@@ -39,7 +47,7 @@ class GateDecision:
 
 
 def decide(evidence: ModalityEvidence, *, min_signal_z: float, min_own_z: float,
-           unique_low: float, unique_high: float) -> GateDecision:
+           unique_low: float, unique_high: float, summary_below: float = 0.0) -> GateDecision:
     assert unique_high > unique_low, "unique_high must exceed unique_low"
     signal_z = evidence.r2 / max(evidence.r2_se, 1e-9)
     own_z = evidence.unique / max(evidence.unique_se, 1e-9)
@@ -47,6 +55,10 @@ def decide(evidence: ModalityEvidence, *, min_signal_z: float, min_own_z: float,
         return GateDecision("copy", 0.0, f"the features predict held-out y_M too little "
                             f"(r2 {evidence.r2:.3f}, z {signal_z:.1f} < {min_signal_z:g})",
                             evidence)
+    if evidence.others_add < summary_below and evidence.unique < evidence.others_add:
+        return GateDecision("copy", 0.0, f"a summary of the other two: they add only "
+                            f"{evidence.others_add:.3f} of Var(y_M) beyond it, it adds "
+                            f"{evidence.unique:.3f} beyond them", evidence)
     keep = float(np.clip((evidence.unique - unique_low) / (unique_high - unique_low), 0, 1))
     if own_z < min_own_z:
         keep = 0.0

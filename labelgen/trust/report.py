@@ -24,6 +24,8 @@ def _why(decision: str, reason: str) -> str:
         if len(set(runs)) > 1:
             return f"the {len(runs)} runs disagreed ({', '.join(runs)})"
     if decision == "copy":
+        if "summary of the other two" in text:
+            return "it only echoes the other two"
         if "predict" in text or "signal" in text:
             return "its features barely predict y_M"
         return "it shows nothing the other two miss"

@@ -58,3 +58,10 @@ def test_the_direction_of_each_correction_and_a_partial_push_are_told() -> None:
     assert lines[3].strip().startswith("vision: kept at y_M (copy): ")  # copy: no direction
     assert "50% strength" in lines[4]
     assert all(len("      " + line) <= 100 for line in lines), lines
+
+
+def test_a_summary_of_the_other_two_reads_as_an_echo() -> None:
+    gate = {**GATE, "vision": {"decision": "copy", "shrink": 0.0, "reason": "a summary of the "
+                               "other two: they add only 0.090 of Var(y_M) beyond it"}}
+    lines = decision_lines({"gate": gate})
+    assert lines[3].strip() == "vision: kept at y_M (copy): it only echoes the other two"
