@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from mugcore.data.safe_pickle import safe_load
+from mugcore.data.safe_pickle import load_path
 from mugcore.data.schema import MODALITIES
-from mugcore.errors import UnsafePickleError, UserError, shorten
+from mugcore.errors import UserError, shorten
 from storage.files import sha256_file
 
 FORMATS = ("selfmm", "csv", "cmc")
@@ -166,15 +166,7 @@ def read_cmc(path: Path) -> LabelFile:
 
 
 def _load_selfmm(path: Path, shown: str) -> dict[int, dict[str, Any]]:
-    try:
-        with open(path, "rb") as f:
-            data = safe_load(f)
-    except UnsafePickleError as exc:
-        raise UserError(f"{shown}: {exc}") from None
-    except OSError as exc:
-        raise UserError(f"{shown}: cannot read: {exc.strerror or exc}") from None
-    except Exception as exc:  # whatever a malformed pickle makes fail is the file's fault
-        raise UserError(f"{shown}: not a readable pickle ({type(exc).__name__})") from None
+    data = load_path(path, shown=shown)
     if not isinstance(data, dict) or not data:
         raise UserError(f"{shown}: top level is {type(data).__name__}, expected Self-MM's "
                         "{epoch: {'fusion', 'text', 'audio', 'vision', 'ids'}}")

@@ -11,25 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from mugcore.data.safe_pickle import safe_load
+from mugcore.data.safe_pickle import load_path
 from mugcore.data.schema import SPLITS, MMSADataset
-from mugcore.errors import DatasetError, UnsafePickleError
+from mugcore.errors import DatasetError
 
 PICKLE_PROTOCOL = 4  # what MMSA's own files use; readable by every Python 3 we support
 _SYNTHETIC_ID = re.compile(r"^synthetic_([a-z]+)_\d+\$_\$\d+$")
 
 
 def read_pickle(path: Path) -> MMSADataset:
-    try:
-        with open(path, "rb") as f:
-            data = safe_load(f)
-    except UnsafePickleError as exc:
-        raise UnsafePickleError(f"{path}: {exc}") from None
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except Exception as exc:  # whatever a malformed pickle makes fail is the file's fault
-        raise DatasetError(
-            f"{path}: not a readable pickle ({type(exc).__name__}: {exc})") from None
+    data = load_path(path)
     splits = _as_splits(data, path)
     return MMSADataset(splits=splits, attrs=_synthetic_mark(splits))
 

@@ -19,12 +19,13 @@ import math
 import os
 import pickle
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from mugcore.data.budget import Budget
-from mugcore.errors import UnsafePickleError
+from mugcore.errors import DatasetError, UnsafePickleError
 
 _NUMPY_CORE = ("numpy.core", "numpy._core")  # numpy < 2 and numpy >= 2 spell the module differently
 
@@ -177,6 +178,22 @@ def safe_load(file: IO[bytes], *, max_bytes: int | None = None) -> Any:
     if max_bytes is None:
         max_bytes = BUDGET_FLOOR_BYTES + BUDGET_PER_FILE_BYTE * _size_of(file)
     return _plain(SafeUnpickler(file, max_bytes=max_bytes, encoding="latin1").load(), set())
+
+
+def load_path(path: Path, *, shown: str | None = None) -> Any:
+    """`safe_load` of the file at `path`; every failure a DatasetError (an UnsafePickleError
+    for a refused object) whose message starts with `shown` (default: the path)."""
+    shown = str(path) if shown is None else shown
+    try:
+        with open(path, "rb") as f:
+            return safe_load(f)
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{shown}: {exc}") from None
+    except OSError as exc:
+        raise DatasetError(f"{shown}: cannot read: {exc.strerror or exc}") from None
+    except Exception as exc:  # whatever a malformed pickle makes fail is the file's fault
+        raise DatasetError(
+            f"{shown}: not a readable pickle ({type(exc).__name__}: {exc})") from None
 
 
 def _size_of(file: IO[bytes]) -> int:
