@@ -86,7 +86,7 @@ def decision_lines(provenance: Mapping[str, Any]) -> list[str]:
         lines.append(line)
     consistency = provenance.get("consistency") or {}
     strength = consistency.get("strength")
-    if isinstance(strength, int | float) and strength < 1:
+    if isinstance(strength, int | float) and round(100 * strength) < 100:
         lines.append(f"  (pushed to fit y_M at {100 * strength:.0f}% strength: held-out clips "
                      "confirm only so much)")
     ensemble = provenance.get("ensemble") or {}

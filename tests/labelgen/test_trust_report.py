@@ -65,3 +65,8 @@ def test_a_summary_of_the_other_two_reads_as_an_echo() -> None:
                                "other two: they add only 0.090 of Var(y_M) beyond it"}}
     lines = decision_lines({"gate": gate})
     assert lines[3].strip() == "vision: kept at y_M (copy): it only echoes the other two"
+
+
+def test_a_push_applied_in_full_needs_no_line() -> None:
+    lines = decision_lines({"gate": GATE, "consistency": {"strength": 0.998}})
+    assert not any("strength" in line for line in lines)
