@@ -33,6 +33,15 @@ def tiny_mosi_h5(tmp_path_factory: pytest.TempPathFactory, tiny_mosi: MMSADatase
 
 
 @pytest.fixture(scope="session")
+def tiny_sims_h5(tmp_path_factory: pytest.TempPathFactory, tiny_sims: MMSADataset) -> Path:
+    from mugcore.data.io import save_dataset
+
+    path = tmp_path_factory.mktemp("data") / "tiny_sims.h5"
+    save_dataset(tiny_sims, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_mosi_pkl(tmp_path_factory: pytest.TempPathFactory, tiny_mosi: MMSADataset) -> Path:
     from mugcore.data.io import save_dataset
 

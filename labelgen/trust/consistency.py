@@ -88,15 +88,15 @@ def make_consistent(labels: dict[str, np.ndarray], y_m: np.ndarray, *,
     w = np.array([weights[m] for m in MODALITIES])
     gap = -(shifts @ w)  # (N,)
     train, valid = slice(0, n_train), slice(n_train, n_train + n_valid)
-    line_train, slope_train = _line(y[train], gap[train])
-    _, slope_valid = _line(y[valid], gap[valid])
+    intercept, slope_train = _line(y[train], gap[train])
+    slope_valid = _line(y[valid], gap[valid])[1]
     strength = 1.0
     if direction_check:
         strength = (float(np.clip(slope_valid / slope_train, 0.0, 1.0))
                     if abs(slope_train) > 1e-9 else 0.0)
     v = w * np.array([1.0 if keep[m] > 0 else 0.0 for m in MODALITIES])
     denom = float((v * w**2).sum())
-    smooth = line_train[0] + line_train[1] * y
+    smooth = intercept + slope_train * y
     moved = shifts
     if denom > 0 and strength > 0:
         moved = shifts + strength * np.outer(smooth, v * w / denom)
@@ -109,9 +109,8 @@ def make_consistent(labels: dict[str, np.ndarray], y_m: np.ndarray, *,
                             slope_valid=slope_valid, strength=strength, direction=direction)
 
 
-def _line(x: np.ndarray, y: np.ndarray) -> tuple[tuple[float, float], float]:
-    """Least-squares line y ~ a + b x: ((a, b), b)."""
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares line y ~ a + b x: (a, b)."""
     design = np.column_stack([np.ones_like(x), x])
     (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
-    return (float(a), float(b)), float(b)
-
+    return float(a), float(b)

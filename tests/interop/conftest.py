@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from labelgen.cli import main as labelgen
-from mugcore.data.io import save_dataset
 from mugcore.data.schema import MODALITIES, TRUTH_KEYS, MMSADataset
 from storage import LabelStore
 
@@ -16,17 +15,10 @@ DATASET = "tiny-sims"
 
 
 @pytest.fixture(scope="module")
-def data_h5(tmp_path_factory: pytest.TempPathFactory, tiny_sims: MMSADataset) -> Path:
-    path = tmp_path_factory.mktemp("interop-data") / "tiny_sims.h5"
-    save_dataset(tiny_sims, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def store_dir(tmp_path_factory: pytest.TempPathFactory, data_h5: Path) -> Path:
+def store_dir(tmp_path_factory: pytest.TempPathFactory, tiny_sims_h5: Path) -> Path:
     store = tmp_path_factory.mktemp("interop-store") / "store"
     for method in ("copy", "ground-truth"):
-        assert labelgen(["run", "--data", str(data_h5), "--method", method, "--store",
+        assert labelgen(["run", "--data", str(tiny_sims_h5), "--method", method, "--store",
                          str(store), "--dataset", DATASET]) == 0
     return store
 

@@ -25,14 +25,14 @@ def _export(store_dir: Path, out: Path, label_set: str, *extra: str) -> int:
                      "--label-set", label_set, "--out", str(out), *extra])
 
 
-def test_export_then_import_gives_back_features_and_labels(store_dir: Path, data_h5: Path,
+def test_export_then_import_gives_back_features_and_labels(store_dir: Path, tiny_sims_h5: Path,
                                                            tmp_path: Path) -> None:
     ids = label_set_ids(store_dir)
     out = tmp_path / "with_labels.pkl"
     assert _export(store_dir, out, str(ids["copy"])) == 0
     assert labelgen(["import", str(out), "--out", str(tmp_path / "back.h5")]) == 0
 
-    original = load_dataset(data_h5)
+    original = load_dataset(tiny_sims_h5)
     back = load_dataset(tmp_path / "back.h5")
     with LabelStore.open(store_dir, create=False) as store:
         labels = store.read_labels(ids["copy"])
@@ -65,16 +65,16 @@ def test_export_then_import_gives_back_features_and_labels(store_dir: Path, data
     assert provenance["file_sha256"] == sha256_file(out)
 
 
-def test_export_from_a_label_file_and_latest(store_dir: Path, data_h5: Path,
+def test_export_from_a_label_file_and_latest(store_dir: Path, tiny_sims_h5: Path,
                                              tmp_path: Path) -> None:
     ids = label_set_ids(store_dir)
     with LabelStore.open(store_dir, create=False) as store:
         labels = store.read_labels(ids["ground-truth"])
         label_file = store.label_file_path(store.get_label_set(ids["ground-truth"]))
-    assert labelgen(["export", str(data_h5), "--labels", str(label_file),
+    assert labelgen(["export", str(tiny_sims_h5), "--labels", str(label_file),
                      "--out", str(tmp_path / "from_file.pkl")]) == 0
     csv = write_csv(tmp_path / "labels.csv", list(labels["clip_id"]), labels)
-    assert labelgen(["export", str(data_h5), "--labels", str(csv),
+    assert labelgen(["export", str(tiny_sims_h5), "--labels", str(csv),
                      "--out", str(tmp_path / "from_csv.pkl")]) == 0
     latest = tmp_path / "latest.pkl"
     assert _export(store_dir, latest, "latest") == 0
@@ -87,7 +87,7 @@ def test_export_from_a_label_file_and_latest(store_dir: Path, data_h5: Path,
 
 
 def test_outputs_are_not_overwritten_and_partial_sets_are_refused(
-        store_dir: Path, data_h5: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+        store_dir: Path, tiny_sims_h5: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     ids = label_set_ids(store_dir)
     out = tmp_path / "x.pkl"
     assert _export(store_dir, out, str(ids["copy"])) == 0
@@ -108,7 +108,7 @@ def test_outputs_are_not_overwritten_and_partial_sets_are_refused(
     partial = write_csv(tmp_path / "partial.csv", list(labels["clip_id"][keep]),
                         {m: labels[m][keep] for m in MODALITIES})
     capsys.readouterr()
-    assert labelgen(["export", str(data_h5), "--labels", str(partial),
+    assert labelgen(["export", str(tiny_sims_h5), "--labels", str(partial),
                      "--out", str(tmp_path / "partial.pkl")]) == 2
     err = capsys.readouterr().err
     assert "does not cover every clip" in err and str(labels["clip_id"][5]) in err
