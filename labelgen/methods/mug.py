@@ -30,7 +30,7 @@ from labelgen.trust import gate
 from labelgen.trust.consistency import make_consistent, mixing_weights
 from labelgen.trust.evidence import gather_evidence
 from labelgen.trust.selection import candidate_members, choose_noise
-from labelgen.trust.uncertainty import conformal_intervals
+from labelgen.trust.uncertainty import conformal_intervals, follow_push
 from mugcore.data.schema import MODALITIES, SPLITS, MMSADataset
 
 
@@ -93,18 +93,12 @@ def finish(ds: MMSADataset, reps: CachedReps, result: Stage2Result, config: Labe
     spread = {m: config.selection.noise_scale * evidence[m].residual_sd for m in MODALITIES}
     uncertainty, summary = _uncertainty(result, chosen, keep, spread=spread, config=config,
                                         seed=seed)
-    reach = config.uncertainty.push_reach
     for m in MODALITIES if uncertainty else ():
-        # MUCN's interval and the one moved `reach` times the push: how far the push should go
-        # is itself uncertain, and it only partly undoes MUCN's shrink of the modality it moves
-        moved = reach * (labels[m] - gated[m])
-        lower, upper = uncertainty[f"{m}_lower"], uncertainty[f"{m}_upper"]
-        uncertainty[f"{m}_lower"] = np.maximum(np.minimum(lower, lower + moved),
-                                               -reps.bound).astype(np.float32)
-        uncertainty[f"{m}_upper"] = np.minimum(np.maximum(upper, upper + moved),
-                                               reps.bound).astype(np.float32)
-        summary[m]["mean_width"] = round(float((uncertainty[f"{m}_upper"]
-                                                - uncertainty[f"{m}_lower"]).mean()), 5)
+        lower, upper = follow_push(uncertainty[f"{m}_lower"], uncertainty[f"{m}_upper"],
+                                   labels[m] - gated[m], reach=config.uncertainty.push_reach,
+                                   bound=reps.bound)
+        uncertainty[f"{m}_lower"], uncertainty[f"{m}_upper"] = lower, upper
+        summary[m]["mean_width"] = round(float((upper - lower).mean()), 5)
     provenance["uncertainty"] = summary
     provenance["stage2"] = {"seconds": result.seconds, "members": len(result.mucns.members),
                             **{m: result.info[chosen[m]] for m in MODALITIES}}

@@ -138,3 +138,14 @@ def conformal_intervals(mucns: TrainedMUCNs, member: int, *, keep: float, noise:
     std = half / norm.ppf(0.5 + level / 2)
     return Intervals(std=std.astype(np.float32), lower=lower.astype(np.float32),
                      upper=upper.astype(np.float32))
+
+
+def follow_push(lower: np.ndarray, upper: np.ndarray, push: np.ndarray, *, reach: float,
+                bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """The interval of a label the consistent correction moved by `push` (labelgen/trust/
+    consistency.py): MUCN's interval and the same moved `reach` times the push, within
+    [-H, H]. How far the push should go is itself uncertain, and it only partly undoes MUCN's
+    shrink of the modality it moves."""
+    moved = reach * push
+    return (np.maximum(np.minimum(lower, lower + moved), -bound).astype(np.float32),
+            np.minimum(np.maximum(upper, upper + moved), bound).astype(np.float32))
